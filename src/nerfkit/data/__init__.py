@@ -1,0 +1,9 @@
+"""Datasets: readers returning SceneData, the synthetic scene, ray batching."""
+
+from .blender import read_blender
+from .detect import READERS, detect_format, read_scene
+from .images import background_color, composite, load_image, read_image, save_png
+from .scene import SceneData
+
+__all__ = ["SceneData", "read_blender", "read_scene", "detect_format", "READERS", "load_image", "read_image",
+           "composite", "background_color", "save_png"]
