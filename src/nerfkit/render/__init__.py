@@ -2,7 +2,8 @@
 
 from .compositing import (accumulate_packed, composite_batched, composite_packed, weights_batched,
                           weights_packed)
+from .image import Camera, render_image
 from .samplers import intervals, sample_pdf, stratified
 
 __all__ = ["weights_batched", "weights_packed", "composite_batched", "composite_packed", "accumulate_packed",
-           "stratified", "intervals", "sample_pdf"]
+           "stratified", "intervals", "sample_pdf", "Camera", "render_image"]

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import torch
 
+from nerfkit.ops import composite as ops_composite
+
 
 def weights_batched(sigmas: torch.Tensor, deltas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Weights and transmittance for batched samples.
@@ -27,30 +29,17 @@ def weights_batched(sigmas: torch.Tensor, deltas: torch.Tensor) -> tuple[torch.T
     return trans * alphas, trans
 
 
-def _segment_starts(ray_indices: torch.Tensor, n_rays: int) -> torch.Tensor:
-    """Index of the first packed sample of each ray [n_rays] (for rays with no samples: the next start)."""
-    counts = torch.bincount(ray_indices, minlength=n_rays)
-    return torch.cumsum(counts, 0) - counts
-
-
 def weights_packed(
-    sigmas: torch.Tensor, deltas: torch.Tensor, ray_indices: torch.Tensor, n_rays: int
+    sigmas: torch.Tensor, deltas: torch.Tensor, ray_indices: torch.Tensor, n_rays: int,
+    min_transmittance: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Weights and transmittance for packed samples.
 
     ``sigmas, deltas, ray_indices``: [M] (ray_indices sorted). Returns weights [M], transmittance [M].
+    Samples behind a transmittance below ``min_transmittance`` get weight 0 (early termination).
+    Computed by :func:`nerfkit.ops.composite.weights_packed` (fused C++ kernel on the CPU when available).
     """
-    tau = sigmas * deltas
-    if tau.numel() == 0:
-        return tau, tau
-    incl = torch.cumsum(tau, 0)
-    excl = incl - tau  # global exclusive sum
-    starts = _segment_starts(ray_indices, n_rays)
-    # subtract what earlier rays contributed: the exclusive sum at this ray's first sample
-    offset = excl[starts.clamp_max(tau.numel() - 1)][ray_indices]
-    trans = torch.exp(-(excl - offset))
-    alphas = 1.0 - torch.exp(-tau)
-    return trans * alphas, trans
+    return ops_composite.weights_packed(sigmas, deltas, ray_indices, n_rays, min_transmittance)
 
 
 def accumulate_packed(values: torch.Tensor, ray_indices: torch.Tensor, n_rays: int) -> torch.Tensor:
@@ -80,15 +69,14 @@ def composite_batched(
 def composite_packed(
     sigmas: torch.Tensor, rgbs: torch.Tensor, t_mid: torch.Tensor, deltas: torch.Tensor,
     ray_indices: torch.Tensor, n_rays: int, background: torch.Tensor | None = None,
+    min_transmittance: float = 1e-4,
 ) -> dict[str, torch.Tensor]:
     """Render packed samples: sigmas/t_mid/deltas/ray_indices [M], rgbs [M, 3], background [n_rays, 3].
 
-    Same outputs as :func:`composite_batched`, with weights/transmittance of shape [M].
+    Same outputs as :func:`composite_batched`, with weights/transmittance of shape [M]. Samples
+    behind a transmittance below ``min_transmittance`` (default 1e-4, as in instant-ngp) get weight 0,
+    so the result differs from :func:`composite_batched` by less than that. Computed by
+    :func:`nerfkit.ops.composite.composite_packed` (fused C++ kernel on the CPU when available).
     """
-    w, trans = weights_packed(sigmas, deltas, ray_indices, n_rays)
-    opacity = accumulate_packed(w, ray_indices, n_rays)
-    rgb = accumulate_packed(w[:, None] * rgbs, ray_indices, n_rays)
-    if background is not None:
-        rgb = rgb + (1.0 - opacity[:, None]) * background
-    depth = accumulate_packed(w * t_mid, ray_indices, n_rays)
-    return {"rgb": rgb, "opacity": opacity, "depth": depth, "weights": w, "transmittance": trans}
+    return ops_composite.composite_packed(sigmas, rgbs, t_mid, deltas, ray_indices, n_rays, background,
+                                          min_transmittance)

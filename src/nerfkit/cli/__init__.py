@@ -1,0 +1,1 @@
+"""Command line: ``nerfkit demo | train | eval | render``."""

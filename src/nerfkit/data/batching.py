@@ -1,0 +1,63 @@
+"""Random ray batches across all images of a split; images stay uint8 until a batch is drawn."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..cameras import generate_rays
+from .images import load_image
+from .scene import SceneData
+
+
+class PixelBank:
+    """All pixels of a set of views, flattened into one uint8 tensor [P, C] (C = 3 or 4).
+
+    Views may differ in size. ``offsets`` [V+1] are the first pixel index of each view.
+    """
+
+    def __init__(self, scene: SceneData, views: list[int], progress=None) -> None:
+        self.scene = scene
+        self.views = list(views)
+        chunks = []
+        it = progress(self.views, desc="loading images", unit="img") if progress else self.views
+        for v in it:
+            img = load_image(scene.image_paths[v], scene.downscale)
+            w, h = (int(s) for s in scene.sizes[v])
+            if img.shape[:2] != (h, w):
+                from ..errors import DataError
+
+                raise DataError(f"{scene.image_paths[v]}: decoded to {img.shape[1]}x{img.shape[0]} but "
+                                f"{w}x{h} was expected; all images must match their camera size")
+            chunks.append(img.reshape(-1, img.shape[-1]))
+        channels = {c.shape[-1] for c in chunks}
+        if len(channels) > 1:  # mixed RGB / RGBA: give every image an alpha channel
+            chunks = [c if c.shape[-1] == 4 else np.concatenate([c, np.full_like(c[:, :1], 255)], -1) for c in chunks]
+        self.pixels = torch.from_numpy(np.concatenate(chunks, 0))  # [P, C] uint8
+        sizes = scene.sizes[self.views]
+        counts = sizes[:, 0] * sizes[:, 1]
+        self.offsets = torch.cat([torch.zeros(1, dtype=torch.int64), torch.cumsum(counts, 0)])
+        self.c2w = scene.c2w[self.views]
+        self.intrinsics = scene.intrinsics[self.views]
+        self.widths = sizes[:, 0]
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.pixels.shape[-1] == 4
+
+    def rays(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Rays and uint8 pixels for flat pixel indices ``idx`` [N]: origins, dirs [N, 3], pixels [N, C]."""
+        view = torch.searchsorted(self.offsets, idx, right=True) - 1
+        local = idx - self.offsets[view]
+        w = self.widths[view]
+        x, y = local % w, local // w
+        origins, dirs = generate_rays(self.c2w[view], self.intrinsics[view], x, y)
+        return origins, dirs, self.pixels[idx]
+
+    def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``n`` uniformly random pixels across all views (with replacement)."""
+        idx = torch.randint(0, len(self), (n,), generator=generator)
+        return self.rays(idx)

@@ -1,0 +1,5 @@
+"""Fields: map points (and view directions) to density and colour. No sampling, no losses."""
+
+from .nerf_mlp import NeRFField
+
+__all__ = ["NeRFField"]

@@ -1,0 +1,76 @@
+"""The method interface: fields + sampler + renderer + losses + optimiser groups + defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+
+@dataclass
+class SceneBounds:
+    """What a method needs to know about the scene: the box and the near/far ray bounds."""
+
+    aabb: torch.Tensor  # [2, 3]
+    near: float
+    far: float
+
+
+class Method(nn.Module):
+    """Base class. Subclasses set ``name`` and ``Config`` (a dataclass of their options).
+
+    ``render_rays(origins [N,3], dirs [N,3], background [N,3] | None) -> dict`` returns at least
+    rgb [N,3], depth [N] (expected distance along the unit ray) and opacity [N]. ``loss`` turns
+    those and the target colours into a dict with the total under "loss".
+    """
+
+    name = "base"
+
+    @dataclass
+    class Config:
+        pass
+
+    def __init__(self, config, bounds: SceneBounds) -> None:
+        super().__init__()
+        self.config = config
+        self.register_buffer("aabb", bounds.aabb.clone().float())
+        self.near, self.far = float(bounds.near), float(bounds.far)
+
+    # --- hooks the trainer calls -------------------------------------------------------------
+    def render_rays(self, origins, dirs, background=None):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def loss(self, outputs: dict, target: torch.Tensor) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def make_optimizer(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        raise NotImplementedError  # pragma: no cover
+
+    def batch_rays(self) -> int:
+        """Rays per training step."""
+        return int(self.config.batch_rays)
+
+    def before_step(self, step: int) -> None:
+        """Called before each training step (e.g. occupancy-grid updates)."""
+
+    def after_step(self, step: int, outputs: dict) -> None:
+        """Called after each optimiser step (e.g. to adapt the batch size)."""
+
+    def state_for_log(self) -> dict:
+        """Extra numbers for the metrics log."""
+        return {}
+
+    @classmethod
+    def make_config(cls, overrides: dict | None = None):
+        """The method's config with ``overrides`` applied; unknown keys are errors."""
+        cfg = cls.Config()
+        names = {f.name for f in dataclasses.fields(cfg)}
+        for key, value in (overrides or {}).items():
+            if key not in names:
+                raise ConfigError(f"method '{cls.name}' has no option '{key}'; options: {', '.join(sorted(names))}")
+            setattr(cfg, key, type(getattr(cfg, key))(value) if getattr(cfg, key) is not None else value)
+        return cfg

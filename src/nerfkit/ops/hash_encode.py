@@ -1,0 +1,182 @@
+"""Multiresolution hash encoding: public entry point and fast backends.
+
+``hash_encode(x, table, resolutions)`` computes the encoding defined in
+:mod:`nerfkit.ops._ref.hash_encode` (read that docstring for the exact convention: ``p = x * R_l``,
+dense rows when ``(R_l + 1)^3 <= T``, otherwise the XOR hash with primes 1, 2654435761, 805459861).
+
+Backends (``backend=``):
+
+- ``"cpp"``: C++/OpenMP kernel (``ops/_cpu/hash_encode.cpp``), float32 CPU tensors only. The
+  forward is a gather + trilinear blend; the backward scatter-adds into a dense table gradient
+  (one level per thread, no atomics) and computes the input gradient when ``x`` requires it.
+  It is not twice differentiable.
+- ``"compile"``: ``torch.compile`` of the reference (inductor). Slower than ``"cpp"`` on the
+  CPU (its backward scatter is slow) and costs a one-time compilation; kept for benchmarks and
+  for CUDA experiments.
+- ``"ref"``: the pure-PyTorch reference; any device and dtype, twice differentiable.
+- ``"auto"`` (default): ``"cpp"`` when the inputs allow it and the kernel builds, else ``"ref"``.
+  Inside ``torch.compile`` tracing ``"auto"`` uses ``"ref"`` so the graph stays traceable.
+
+``NERFKIT_NO_EXT=1`` disables the C++ kernel (``"auto"`` then uses the reference).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+from collections.abc import Sequence
+from typing import Callable
+
+import torch
+
+from nerfkit.ops._cpu import load_cpu_library
+from nerfkit.ops._ref.hash_encode import as_resolution_tensor, hash_encode_ref
+
+_BACKENDS = ("auto", "cpp", "compile", "ref")
+_compiled: Callable | None = None
+_lib_configured = False
+
+
+def hash_grid_resolutions(n_levels: int, min_resolution: int, max_resolution: int) -> list[int]:
+    """Per-level resolutions ``R_l = floor(N_min * b^l)``, ``b = exp((ln N_max - ln N_min) / (L - 1))``.
+
+    Returns a list of ``n_levels`` ints, from ``min_resolution`` up to ``max_resolution``
+    (a relative 1e-9 slack keeps the last level at ``max_resolution`` despite rounding).
+    """
+    if n_levels < 1 or min_resolution < 1 or max_resolution < min_resolution:
+        raise ValueError(
+            f"need n_levels >= 1 and 1 <= min_resolution <= max_resolution, got "
+            f"{n_levels}, {min_resolution}, {max_resolution}"
+        )
+    if n_levels == 1:
+        return [int(min_resolution)]
+    log_b = (math.log(max_resolution) - math.log(min_resolution)) / (n_levels - 1)
+    return [int(math.floor(min_resolution * math.exp(l * log_b) * (1 + 1e-9))) for l in range(n_levels)]
+
+
+def _cpu_library() -> ctypes.CDLL | None:
+    """The compiled kernel with its ctypes signatures set, or None."""
+    global _lib_configured
+    lib = load_cpu_library("hash_encode")
+    if lib is not None and not _lib_configured:
+        p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+        lib.nerfkit_hash_encode_fwd.argtypes = [p, p, p, i64, i64, i64, i64, p, i32]
+        lib.nerfkit_hash_encode_bwd_table.argtypes = [p, p, p, i64, i64, i64, i64, p, i32]
+        lib.nerfkit_hash_encode_bwd_x.argtypes = [p, p, p, p, i64, i64, i64, i64, p, i32]
+        for fn in (lib.nerfkit_hash_encode_fwd, lib.nerfkit_hash_encode_bwd_table, lib.nerfkit_hash_encode_bwd_x):
+            fn.restype = ctypes.c_int
+        _lib_configured = True
+    return lib
+
+
+def cpu_kernel_available() -> bool:
+    """True when the C++ kernel is built (building it on first call) and not disabled."""
+    return _cpu_library() is not None
+
+
+def _check_call(status: int, what: str) -> None:
+    if status != 0:
+        raise RuntimeError(f"nerfkit C++ hash encoding {what} failed with status {status}")
+
+
+class _HashEncodeCPU(torch.autograd.Function):
+    """Autograd wrapper of the C++ kernel. Inputs must be contiguous float32 CPU tensors."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, table: torch.Tensor, res: torch.Tensor) -> torch.Tensor:
+        lib = _cpu_library()
+        n_levels, table_size, n_feat = table.shape
+        out = torch.empty(x.shape[0], n_levels * n_feat, dtype=torch.float32)
+        status = lib.nerfkit_hash_encode_fwd(
+            x.data_ptr(), table.data_ptr(), res.data_ptr(), x.shape[0], n_levels, table_size, n_feat,
+            out.data_ptr(), torch.get_num_threads(),
+        )
+        _check_call(status, "forward")
+        ctx.save_for_backward(x, table, res)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out: torch.Tensor):
+        x, table, res = ctx.saved_tensors
+        lib = _cpu_library()
+        grad_out = grad_out.contiguous()
+        n_levels, table_size, n_feat = table.shape
+        n = x.shape[0]
+        grad_x = grad_table = None
+        if ctx.needs_input_grad[1]:
+            grad_table = torch.empty_like(table)  # zeroed level by level inside the kernel
+            status = lib.nerfkit_hash_encode_bwd_table(
+                x.data_ptr(), grad_out.data_ptr(), res.data_ptr(), n, n_levels, table_size, n_feat,
+                grad_table.data_ptr(), torch.get_num_threads(),
+            )
+            _check_call(status, "table backward")
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.empty_like(x)
+            status = lib.nerfkit_hash_encode_bwd_x(
+                x.data_ptr(), table.data_ptr(), grad_out.data_ptr(), res.data_ptr(), n, n_levels,
+                table_size, n_feat, grad_x.data_ptr(), torch.get_num_threads(),
+            )
+            _check_call(status, "input backward")
+        return grad_x, grad_table, None
+
+
+def _cpp_eligible(x: torch.Tensor, table: torch.Tensor) -> bool:
+    return (
+        x.device.type == "cpu"
+        and table.device.type == "cpu"
+        and x.dtype == torch.float32
+        and table.dtype == torch.float32
+    )
+
+
+def _hash_encode_compiled(x: torch.Tensor, table: torch.Tensor, res: torch.Tensor) -> torch.Tensor:
+    global _compiled
+    if _compiled is None:
+        _compiled = torch.compile(hash_encode_ref, dynamic=True)
+    return _compiled(x, table, res)
+
+
+def hash_encode(
+    x: torch.Tensor,
+    table: torch.Tensor,
+    resolutions: torch.Tensor | Sequence[int],
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Multiresolution hash encoding of points.
+
+    Args:
+        x: [N, 3] points in the unit cube [0, 1]^3 (values outside are clamped onto it).
+        table: [L, T, F] per-level feature tables (T rows per level; a power of two is fastest).
+        resolutions: [L] ints, the grid resolution R_l of each level
+            (see :func:`hash_grid_resolutions`).
+        backend: ``"auto"``, ``"cpp"``, ``"compile"`` or ``"ref"`` (see the module docstring).
+
+    Returns:
+        [N, L*F] features, level-major (channels ``l*F : (l+1)*F`` belong to level l), on the
+        device and in the dtype of ``table``. Differentiable w.r.t. ``table`` and ``x``.
+    """
+    if backend not in _BACKENDS:
+        raise ValueError(f"unknown hash_encode backend {backend!r}; choose one of {_BACKENDS}")
+    if x.dim() != 2 or x.shape[-1] != 3:
+        raise ValueError(f"x must have shape [N, 3], got {tuple(x.shape)}")
+    if table.dim() != 3:
+        raise ValueError(f"table must have shape [L, T, F], got {tuple(table.shape)}")
+    res = as_resolution_tensor(resolutions, x.device)
+    if res.numel() != table.shape[0]:
+        raise ValueError(f"resolutions has {res.numel()} entries but table has {table.shape[0]} levels")
+
+    if backend == "auto":
+        use_cpp = (
+            not torch.compiler.is_compiling() and _cpp_eligible(x, table) and cpu_kernel_available()
+        )
+        backend = "cpp" if use_cpp else "ref"
+    if backend == "cpp":
+        if not _cpp_eligible(x, table):
+            raise ValueError("the 'cpp' hash_encode backend needs float32 CPU tensors")
+        if not cpu_kernel_available():
+            raise RuntimeError("the C++ hash_encode kernel could not be built (see debug log); use backend='ref'")
+        return _HashEncodeCPU.apply(x.contiguous(), table.contiguous(), res.contiguous())
+    if backend == "compile":
+        return _hash_encode_compiled(x, table, res)
+    return hash_encode_ref(x, table, res)

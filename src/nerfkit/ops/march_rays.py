@@ -1,0 +1,174 @@
+"""Ray marching through an occupancy bitfield into packed samples: entry point and fast backend.
+
+``march_rays`` produces the samples defined in :mod:`nerfkit.ops._ref.march_rays` (read that
+docstring for the bitfield layout, the global step grid and the midpoint rule).
+
+Backends (``backend=``):
+
+- ``"cpp"``: C++/OpenMP kernel (``ops/_cpu/march_rays.cpp``) for float32 CPU tensors. Marches each
+  ray sequentially and skips empty space block by block (bitfield mips up to blocks of 32^3 cells), in two
+  passes (count, then fill). Bit-identical to the reference.
+- ``"ref"``: the vectorised pure-PyTorch reference (tests every candidate step; any device).
+- ``"auto"`` (default): ``"cpp"`` when the inputs allow it and the kernel builds, else ``"ref"``.
+
+``NERFKIT_NO_EXT=1`` disables the C++ kernel.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+
+import torch
+
+from nerfkit.ops._cpu import load_cpu_library
+from nerfkit.ops._ref.march_rays import grid_frame, grid_resolution, march_rays_ref, step_grid
+
+_BACKENDS = ("auto", "cpp", "ref")
+_MAX_MIP_LEVELS = 5
+_lib_configured = False
+_mip_cache: dict[tuple, torch.Tensor] = {}
+
+
+def _cpu_library() -> ctypes.CDLL | None:
+    global _lib_configured
+    lib = load_cpu_library("march_rays")
+    if lib is not None and not _lib_configured:
+        p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+        lib.nerfkit_occupancy_mips.argtypes = [p, i64, i64, i64, p, i32]
+        lib.nerfkit_march_rays_run.argtypes = [i64, p, p, p, p, p, p, i64, p, p, i64, i64, i64, i32, p, i64, p, i32]
+        lib.nerfkit_march_rays_run.restype = ctypes.c_void_p
+        lib.nerfkit_march_rays_take.argtypes = [p, p, p, p, i32]
+        lib.nerfkit_occupancy_mips.restype = lib.nerfkit_march_rays_take.restype = ctypes.c_int
+        _lib_configured = True
+    return lib
+
+
+def cpu_kernel_available() -> bool:
+    """True when the C++ marching kernel is built (building it on first call) and not disabled."""
+    return _cpu_library() is not None
+
+
+def _mip_levels(n_cascades: int, res: int) -> int:
+    """Mip levels usable for skipping: blocks must not straddle the next finer cascade's box
+    (which starts at cell R/4 of a coarser cascade), so 2^L must divide R/4 when C > 1. -1: no skipping."""
+    span = res if n_cascades == 1 else (res // 4 if res % 4 == 0 else 0)
+    if span == 0:
+        return -1
+    levels = 0
+    while levels < _MAX_MIP_LEVELS and span % (2 ** (levels + 1)) == 0 and res >> (levels + 1) >= 1:
+        levels += 1
+    return levels
+
+
+def _mips(lib: ctypes.CDLL, bitfield: torch.Tensor, res: int, levels: int) -> torch.Tensor:
+    """Mip bytes of the bitfield, cached while the bitfield is unchanged (same storage and version)."""
+    key = (bitfield.data_ptr(), bitfield._version, tuple(bitfield.shape), levels)
+    hit = _mip_cache.get(key)
+    if hit is not None:
+        return hit
+    n_casc = bitfield.shape[0]
+    size = sum(n_casc * (res >> l) ** 3 for l in range(1, levels + 1))
+    mips = torch.empty(max(size, 1), dtype=torch.uint8)
+    if levels > 0:
+        lib.nerfkit_occupancy_mips(bitfield.data_ptr(), n_casc, res, levels, mips.data_ptr(), torch.get_num_threads())
+    if len(_mip_cache) >= 4:
+        _mip_cache.pop(next(iter(_mip_cache)))
+    _mip_cache[key] = mips
+    return mips
+
+
+def _march_cpu(lib, origins, dirs, t_near, t_far, offsets, table, bitfield, aabb, max_samples):
+    n_casc, res = bitfield.shape[0], grid_resolution(bitfield)
+    levels = _mip_levels(n_casc, res)
+    mips = _mips(lib, bitfield, res, max(levels, 0))
+    centre, inv_half = grid_frame(aabb.cpu())
+    half = (aabb[1] - aabb[0]).to(torch.float32).cpu() * 0.5
+    frame = torch.cat([centre, inv_half, half]).contiguous()
+    n = origins.shape[0]
+    nt = torch.get_num_threads()
+    total = ctypes.c_int64(0)
+    handle = lib.nerfkit_march_rays_run(
+        n, origins.data_ptr(), dirs.data_ptr(), t_near.data_ptr(), t_far.data_ptr(), offsets.data_ptr(),
+        table.data_ptr(), table.numel(), bitfield.data_ptr(), mips.data_ptr(), n_casc, res, max(levels, 0),
+        int(levels >= 0), frame.data_ptr(), max_samples, ctypes.byref(total), nt)
+    if not handle:
+        raise RuntimeError("the C++ march_rays kernel rejected its inputs")
+    try:
+        ray_indices = torch.empty(total.value, dtype=torch.int64)
+        t_starts = torch.empty(total.value, dtype=torch.float32)
+        t_ends = torch.empty(total.value, dtype=torch.float32)
+    except BaseException:
+        lib.nerfkit_march_rays_take(handle, None, None, None, nt)  # free the buffers
+        raise
+    lib.nerfkit_march_rays_take(handle, ray_indices.data_ptr(), t_starts.data_ptr(), t_ends.data_ptr(), nt)
+    return ray_indices, t_starts, t_ends
+
+
+def march_rays(
+    origins: torch.Tensor, dirs: torch.Tensor, t_near: torch.Tensor, t_far: torch.Tensor,
+    bitfield: torch.Tensor, aabb: torch.Tensor, *, step_size: float, cone_angle: float = 0.0,
+    max_step: float | None = None, max_samples: int = 1024, jitter: bool | torch.Tensor = False,
+    backend: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """March rays through the occupied cells of a bitfield; returns packed sample intervals.
+
+    Args:
+        origins, dirs: [N, 3] ray origins and unit directions.
+        t_near, t_far: [N] the interval to march (e.g. from ``ray_aabb``); rays with
+            ``t_far <= t_near`` or a non-finite bound get no samples.
+        bitfield: uint8 [C, R^3/8] occupancy bits (``OccupancyGrid.bitfield``).
+        aabb: [2, 3] box of cascade 0 (cascade c covers it scaled by 2^c about its centre).
+        step_size: the minimum step (instant-ngp: sqrt(3)/1024 times the box size).
+        cone_angle: 0 for constant steps; > 0 for steps ``clamp(t * cone_angle, step_size, max_step)``.
+        max_step: the step cap for cone stepping (default: the coarsest cascade's cell size).
+        max_samples: at most this many samples per ray (the nearest ones).
+        jitter: False (samples on the step grid), True (one uniform offset per ray, shifting that
+            ray's samples by a fraction of a step) or a tensor [N] of offsets in [0, 1).
+        backend: ``"auto"``, ``"cpp"`` or ``"ref"`` (see the module docstring).
+
+    Returns:
+        ray_indices int64 [M] (sorted; samples of a ray are contiguous and ordered by distance),
+        t_starts [M], t_ends [M] (float32); the sample point is the midpoint. No gradients.
+    """
+    if backend not in _BACKENDS:
+        raise ValueError(f"unknown march_rays backend {backend!r}; choose one of {_BACKENDS}")
+    n = origins.shape[0]
+    if origins.shape != (n, 3) or dirs.shape != (n, 3) or t_near.shape != (n,) or t_far.shape != (n,):
+        raise ValueError("march_rays needs origins/dirs [N, 3] and t_near/t_far [N]")
+    if bitfield.dtype != torch.uint8 or bitfield.dim() != 2:
+        raise ValueError(f"bitfield must be uint8 [C, R^3/8], got {bitfield.dtype} {tuple(bitfield.shape)}")
+    n_casc, res = bitfield.shape[0], grid_resolution(bitfield)
+    dev = origins.device
+    with torch.no_grad():
+        if isinstance(jitter, torch.Tensor):
+            offsets = jitter.to(device=dev, dtype=torch.float32)
+        elif jitter:
+            offsets = torch.rand(n, device=dev)
+        else:
+            offsets = torch.zeros(n, device=dev)
+        o, d = origins.detach().to(torch.float32), dirs.detach().to(torch.float32)
+        tn, tf = t_near.detach().to(torch.float32), t_far.detach().to(torch.float32)
+        ok = torch.isfinite(tn) & torch.isfinite(tf) & (tf > tn)
+        tf = torch.where(ok, tf, tn)  # non-finite or empty interval: no samples
+        t_max = float(tf[ok].max()) if bool(ok.any()) else 0.0
+        if max_step is None:
+            max_step = float((aabb[1] - aabb[0]).max()) * 2 ** (n_casc - 1) / res
+        table = step_grid(t_max, float(step_size), float(cone_angle), float(max_step))
+
+        use_cpp = backend == "cpp"
+        if backend == "auto":
+            eligible = dev.type == "cpu" and bitfield.device.type == "cpu"
+            use_cpp = eligible and cpu_kernel_available()
+        if use_cpp:
+            lib = _cpu_library()
+            if lib is None or dev.type != "cpu":
+                raise RuntimeError("the C++ march_rays kernel is unavailable (or inputs are not on the CPU)")
+            return _march_cpu(lib, o.contiguous(), d.contiguous(), tn.contiguous(), tf.contiguous(),
+                              offsets.contiguous(), table, bitfield.contiguous(), aabb, int(max_samples))
+        return march_rays_ref(o, d, tn, tf, bitfield, aabb.to(dev), offsets, table.to(dev), int(max_samples))
+
+
+def default_step_size(aabb: torch.Tensor) -> float:
+    """instant-ngp's minimum step for a bounded scene: sqrt(3)/1024 times the largest box side."""
+    return math.sqrt(3.0) / 1024.0 * float((aabb[1] - aabb[0]).max())

@@ -1,0 +1,1 @@
+"""Training, checkpoints, metrics and evaluation."""

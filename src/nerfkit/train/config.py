@@ -1,0 +1,124 @@
+"""Run configuration: one dataclass per component, stored in the run directory as plain JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigError
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class DataConfig:
+    path: str = ""
+    """Dataset folder (format auto-detected)."""
+    format: str | None = None
+    """Force a data format instead of detecting it."""
+    downscale: float = 1.0
+    """Reduce images by this factor (area filter) when loading."""
+    background: str = "white"
+    """Background for evaluation and rendering of images with alpha: white or black."""
+    train_background: str = "random"
+    """Background composited behind RGBA training pixels: random (per ray), white or black."""
+
+
+@dataclass
+class RuntimeConfig:
+    max_steps: int | None = None
+    """Stop after this many optimiser steps."""
+    max_time: float | None = None
+    """Stop after this many seconds of training (evaluation and checkpoint time excluded)."""
+    seed: int = 0
+    device: str = "auto"
+    """cpu, cuda, mps or auto (CUDA, then MPS, then CPU)."""
+    threads: int | None = None
+    """CPU threads for PyTorch (default: PyTorch's choice)."""
+
+
+@dataclass
+class LogConfig:
+    eval_every: int = 1000
+    """Steps between quick evaluations on one test view (0 disables)."""
+    eval_every_s: float | None = None
+    """Also evaluate whenever this many training seconds passed (for time-based curves)."""
+    checkpoint_every: int = 2000
+    """Steps between checkpoints (a final one is always written)."""
+    keep_checkpoints: int = 2
+    progress: bool = True
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    method: str = "nerf"
+    method_options: dict = field(default_factory=dict)
+    """Overrides of the method's own options (see ``nerfkit train --help``)."""
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    output: str = ""
+    """Run directory."""
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["format_version"] = FORMAT_VERSION
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict, where: str = "config") -> "TrainConfig":
+        d = dict(d)
+        version = d.pop("format_version", None)
+        if version != FORMAT_VERSION:
+            raise ConfigError(f"{where}: format_version {version!r} is not supported (this nerfkit reads "
+                              f"{FORMAT_VERSION}); re-train or use the nerfkit version that wrote it")
+        subs = {"data": DataConfig, "runtime": RuntimeConfig, "log": LogConfig}
+        kwargs = {}
+        names = {f.name for f in dataclasses.fields(cls)}
+        for key, value in d.items():
+            if key not in names:
+                raise ConfigError(f"{where}: unknown key '{key}'")
+            if key in subs:
+                kwargs[key] = _build(subs[key], value, f"{where}.{key}")
+            else:
+                kwargs[key] = value
+        return cls(**kwargs)
+
+
+def _build(klass, values: dict, where: str):
+    names = {f.name for f in dataclasses.fields(klass)}
+    unknown = set(values) - names
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(names)}")
+    return klass(**values)
+
+
+def save_config(cfg: TrainConfig, path: Path) -> None:
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_text(json.dumps(cfg.to_json(), indent=2) + "\n")
+    tmp.replace(path)
+
+
+def load_config(path: Path) -> TrainConfig:
+    from ..errors import RunError
+
+    try:
+        d = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise RunError(f"{path}: not found; is this a nerfkit run directory (made by `nerfkit train`)?")
+    except json.JSONDecodeError as e:
+        raise RunError(f"{path}: malformed JSON ({e.msg} at line {e.lineno}); restore or re-create the run")
+    return TrainConfig.from_json(d, str(path))
+
+
+def parse_duration(text: str | float | None) -> float | None:
+    """'90', '90s', '5m', '1.5h' -> seconds."""
+    if text is None or isinstance(text, (int, float)):
+        return None if text is None else float(text)
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", str(text))
+    if not m:
+        raise ConfigError(f"cannot read duration '{text}'; write e.g. 90s, 5m or 1h")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]

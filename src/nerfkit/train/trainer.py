@@ -1,0 +1,237 @@
+"""The training loop: random rays across all training images, time/step budgets, logs, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..data import read_scene
+from ..data.batching import PixelBank
+from ..data.images import background_color, composite, save_png
+from ..data.scene import SceneData
+from ..errors import ConfigError, RunError
+from ..methods import METHODS, Method, SceneBounds
+from ..render import Camera, render_image
+from .checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from .config import TrainConfig, load_config, save_config
+from .metrics import mse_to_psnr, psnr
+from .pictures import comparison_strip
+
+
+def select_device(name: str) -> torch.device:
+    """'auto' picks CUDA, then Apple MPS, then the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as e:
+        raise ConfigError(f"unknown device '{name}' ({e}); use cpu, cuda, mps or auto")
+
+
+def build_model(cfg: TrainConfig, scene: SceneData) -> Method:
+    if cfg.method not in METHODS:
+        raise ConfigError(f"unknown method '{cfg.method}'; available: {', '.join(METHODS)}")
+    klass = METHODS[cfg.method]
+    return klass(klass.make_config(cfg.method_options), SceneBounds(scene.aabb, scene.near, scene.far))
+
+
+def read_run_scene(cfg: TrainConfig) -> SceneData:
+    return read_scene(cfg.data.path, format=cfg.data.format, downscale=cfg.data.downscale)
+
+
+def scene_camera(scene: SceneData, view: int) -> Camera:
+    w, h = (int(v) for v in scene.sizes[view])
+    return Camera(scene.c2w[view], scene.intrinsics[view], w, h)
+
+
+def load_run(run_dir: str | Path, device: str = "auto") -> tuple[TrainConfig, SceneData, Method, dict]:
+    """Config, scene, model with its newest weights, and the checkpoint dict of a run directory."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: run directory not found")
+    cfg = load_config(run_dir / "config.json")
+    dev = select_device(device)
+    ck = load_checkpoint(run_dir, device="cpu")
+    scene = read_run_scene(cfg)
+    model = build_model(cfg, scene)
+    model.load_state_dict(ck["model"])
+    return cfg, scene, model.to(dev), ck
+
+
+class Trainer:
+    """Runs one training job described by a :class:`TrainConfig` in ``cfg.output``."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(cfg.output)
+        if resume:
+            if not (self.run_dir / "config.json").is_file():
+                raise RunError(f"{self.run_dir}: nothing to resume (no config.json); start without --resume")
+        elif list_checkpoints(self.run_dir):
+            raise RunError(f"{self.run_dir}: already holds a trained run; pass --resume to continue it "
+                           "or choose another --output")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.runtime.threads:
+            torch.set_num_threads(cfg.runtime.threads)
+        torch.manual_seed(cfg.runtime.seed)
+        self.device = select_device(cfg.runtime.device)
+        self.scene = read_run_scene(cfg)
+        self.train_views = self.scene.split("train")
+        self.test_views = self.scene.splits.get("test") or self.scene.splits.get("val") or self.train_views[:1]
+        self.model = build_model(cfg, self.scene).to(self.device)
+        self.optimizer, self.scheduler = self.model.make_optimizer()
+        self.gen = torch.Generator().manual_seed(cfg.runtime.seed)
+        self.step = 0
+        self.train_time = 0.0
+        self.skipped = 0
+        if resume:
+            self._restore()
+        save_config(cfg, self.run_dir / "config.json")
+        prog = (lambda it, **kw: tqdm(it, leave=False, **kw)) if cfg.log.progress else None
+        self.bank = PixelBank(self.scene, self.train_views, progress=prog)
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    def _state(self) -> dict:
+        return {
+            "format_version": 1, "method": self.cfg.method, "step": self.step, "train_time": self.train_time,
+            "skipped_steps": self.skipped, "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "rng": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
+        }
+
+    def _restore(self) -> None:
+        ck = load_checkpoint(self.run_dir, device="cpu")
+        self.model.load_state_dict(ck["model"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        self.scheduler.load_state_dict(ck["scheduler"])
+        self.gen.set_state(ck["rng"])
+        torch.set_rng_state(ck["torch_rng"])
+        self.step, self.train_time, self.skipped = int(ck["step"]), float(ck["train_time"]), int(ck["skipped_steps"])
+
+    def save(self) -> Path:
+        return save_checkpoint(self.run_dir, self.step, self._state(), keep=self.cfg.log.keep_checkpoints)
+
+    # --- evaluation during training ------------------------------------------------------------
+    def quick_eval(self) -> dict:
+        """Render the first test view, log its PSNR and save a preview picture."""
+        view = self.test_views[0]
+        bg = background_color(self.cfg.data.background, ())
+        out = render_image(self.model, scene_camera(self.scene, view), background=bg.to(self.device))
+        from ..data.images import load_image
+
+        gt = composite(torch.from_numpy(load_image(self.scene.image_paths[view], self.scene.downscale)), bg)
+        p = psnr(out["rgb"].clamp(0, 1), gt)
+        save_png(self.run_dir / "previews" / f"step_{self.step:07d}.png", comparison_strip(gt, out["rgb"], out["depth"]))
+        return {"eval_psnr": p, "eval_view": self.scene.image_paths[view].name}
+
+    # --- the loop --------------------------------------------------------------------------------
+    def _done(self) -> bool:
+        rt = self.cfg.runtime
+        return (rt.max_steps is not None and self.step >= rt.max_steps) or (
+            rt.max_time is not None and self.train_time >= rt.max_time)
+
+    def train(self) -> Path:
+        cfg, rt = self.cfg, self.cfg.runtime
+        if rt.max_steps is None and rt.max_time is None:
+            raise ConfigError("give --max-steps or --max-time (or both) so training knows when to stop")
+        log = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
+        bar = tqdm(total=rt.max_steps, initial=self.step, disable=not cfg.log.progress, unit="step",
+                   dynamic_ncols=True, desc=f"train {cfg.method}")
+        train_bg = cfg.data.train_background if self.bank.has_alpha else "white"
+        next_eval_t = (self.train_time + cfg.log.eval_every_s) if cfg.log.eval_every_s else math.inf
+        recent = []  # (rays, seconds) of recent steps, for rays/s
+        try:
+            while not self._done():
+                t0 = time.perf_counter()
+                self.model.train()
+                self.model.before_step(self.step)
+                n = self.model.batch_rays()
+                origins, dirs, pix = self.bank.sample(n, self.gen)
+                bg = background_color(train_bg, (n,), generator=self.gen)
+                target = composite(pix, bg).to(self.device)
+                out = self.model.render_rays(origins.to(self.device), dirs.to(self.device), bg.to(self.device))
+                losses = self.model.loss(out, target)
+                loss = losses["loss"]
+                if not torch.isfinite(loss):
+                    self.skipped += 1  # never let a non-finite loss touch the weights
+                    self.optimizer.zero_grad(set_to_none=True)
+                    if self.skipped > 100:
+                        raise RunError(f"{self.run_dir}: {self.skipped} non-finite losses; the run diverged — "
+                                       "lower the learning rate or check the data")
+                    continue
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                self.scheduler.step()
+                self.model.after_step(self.step, out)
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize()
+                dt = time.perf_counter() - t0
+                self.train_time += dt
+                self.step += 1
+                recent = (recent + [(n, dt)])[-20:]
+                rays_s = sum(r for r, _ in recent) / max(1e-9, sum(t for _, t in recent))
+                mse = float(losses.get("mse", loss).detach())
+                rec = {"step": self.step, "time": round(self.train_time, 3), "loss": float(loss.detach()),
+                       "psnr": round(mse_to_psnr(mse), 3), "lr": self.optimizer.param_groups[0]["lr"],
+                       "rays_per_s": round(rays_s, 1), **self.model.state_for_log()}
+                if self.step % 10 == 0 or self.step == 1:
+                    log.write(json.dumps(rec) + "\n")
+                bar.update(1)
+                bar.set_postfix_str(self._postfix(rec, rays_s), refresh=False)
+                want_eval = (cfg.log.eval_every and self.step % cfg.log.eval_every == 0) or self.train_time >= next_eval_t
+                if want_eval:
+                    ev = self.quick_eval()
+                    log.write(json.dumps({"step": self.step, "time": round(self.train_time, 3), **ev}) + "\n")
+                    log.flush()
+                    bar.write(f"step {self.step}: test view PSNR {ev['eval_psnr']:.2f} dB")
+                    while next_eval_t <= self.train_time:
+                        next_eval_t += cfg.log.eval_every_s
+                if cfg.log.checkpoint_every and self.step % cfg.log.checkpoint_every == 0:
+                    self.save()
+        except KeyboardInterrupt:
+            bar.write("interrupted: saving a checkpoint")
+            self.save()
+            raise
+        finally:
+            bar.close()
+            log.close()
+        self.save()
+        return self.run_dir
+
+    def _postfix(self, rec: dict, rays_s: float) -> str:
+        rt = self.cfg.runtime
+        rate = self.step / max(self.train_time, 1e-9)
+        eta = []
+        if rt.max_steps is not None:
+            eta.append((rt.max_steps - self.step) / max(rate, 1e-9))
+        if rt.max_time is not None:
+            eta.append(rt.max_time - self.train_time)
+        e = max(0.0, min(eta)) if eta else 0.0
+        return f"loss {rec['loss']:.4f} psnr {rec['psnr']:.2f} {rays_s:,.0f} rays/s eta {int(e) // 60}:{int(e) % 60:02d}"
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> Path:
+    """Train a run; returns its directory."""
+    if resume:
+        cfg = _merge_resume(cfg)
+    return Trainer(cfg, resume=resume).train()
+
+
+def _merge_resume(cfg: TrainConfig) -> TrainConfig:
+    """On --resume keep the stored config but take the new budgets."""
+    stored = load_config(Path(cfg.output) / "config.json")
+    stored.runtime.max_steps = cfg.runtime.max_steps if cfg.runtime.max_steps is not None else stored.runtime.max_steps
+    stored.runtime.max_time = cfg.runtime.max_time if cfg.runtime.max_time is not None else stored.runtime.max_time
+    stored.log.progress = cfg.log.progress
+    return stored

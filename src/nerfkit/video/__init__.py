@@ -1,0 +1,1 @@
+"""Rendering camera paths to videos and frames."""
