@@ -10,12 +10,12 @@ import torch
 def look_at(eye: torch.Tensor, target: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     """OpenCV camera-to-world [4, 4] at ``eye`` looking at ``target`` with world ``up`` roughly up.
 
-    OpenCV's camera y axis points down, so it is aligned with -up.
+    OpenCV's camera y axis points down, so it is aligned with -up; x = z cross up points right.
     """
     eye, target, up = (torch.as_tensor(v, dtype=torch.float32) for v in (eye, target, up))
     z = target - eye
     z = z / z.norm()
-    x = torch.linalg.cross(z, -up)
+    x = torch.linalg.cross(z, up)
     if x.norm() < 1e-6:  # looking straight along up: pick any perpendicular x
         x = torch.linalg.cross(z, torch.tensor([1.0, 0.0, 0.0]))
     x = x / x.norm()

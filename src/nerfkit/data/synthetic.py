@@ -308,8 +308,7 @@ def _ring_poses(z: torch.Tensor, az: torch.Tensor, radius: float) -> torch.Tenso
     """OpenCV c2w [V, 4, 4] at height ``z`` * radius and azimuth ``az`` [V], facing the origin, world +z up."""
     rxy = (1 - z * z).clamp_min(0).sqrt()
     eyes = radius * torch.stack([rxy * az.cos(), rxy * az.sin(), z], -1)
-    # Built here rather than with cameras.look_at, whose x = forward x (-up) yields a camera rolled by
-    # 180 degrees (image y pointing to world up). OpenCV: x = forward x up (right), y = forward x x (down).
+    # A batched float64 cameras.look_at: OpenCV x = forward x up (right), y = forward x x (down).
     fwd = _unit(-eyes)
     right = _unit(torch.linalg.cross(fwd, eyes.new_tensor([0.0, 0.0, 1.0]).expand_as(fwd)))
     c2w = torch.eye(4, dtype=torch.float64).repeat(len(eyes), 1, 1)
