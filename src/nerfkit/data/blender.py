@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import warnings
 from pathlib import Path
 
@@ -40,8 +41,9 @@ def resolve_image(root: Path, file_path: str, json_path: Path) -> Path | None:
 
     Paths that escape the dataset folder are rejected.
     """
-    base = (root / file_path).resolve()
-    if not base.is_relative_to(root.resolve()):
+    # normpath, not resolve: a symlinked image folder is fine, a '../' escape is not
+    base = Path(os.path.normpath(root.absolute() / file_path))
+    if not base.is_relative_to(Path(os.path.normpath(root.absolute()))):
         raise DataError(f"{json_path}: file_path '{file_path}' points outside the dataset folder {root}; "
                         "use paths relative to the folder")
     for suffix in IMAGE_SUFFIXES:
