@@ -13,6 +13,7 @@ Parity tolerances (fast C++ kernel vs the float32 reference):
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 import torch
@@ -168,3 +169,43 @@ def test_bad_shapes_raise():
         hash_encode(torch.rand(10, 3), table, [2, 5, 7])
     with pytest.raises(ValueError):
         hash_encode(torch.rand(10, 3), table, [2, 5], backend="cuda-magic")
+
+
+
+def _check_backend_parity(backend, device, n=2000):
+    """``backend`` on ``device`` vs the CPU reference: forward, table and input gradients."""
+    g = torch.Generator().manual_seed(4)
+    res = hash_grid_resolutions(6, 4, 128)
+    table_cpu = torch.rand(6, 2**12, 2, generator=g) * 2 - 1
+    x_cpu = torch.rand(n, 3, generator=g)
+    v_cpu = torch.randn(n, 12, generator=g)
+    results = []
+    for dev, be in ((device, backend), ("cpu", "ref")):
+        table = table_cpu.to(dev).requires_grad_()
+        x = x_cpu.to(dev).requires_grad_()
+        out = hash_encode(x, table, res, backend=be)
+        gx, gt = torch.autograd.grad((out * v_cpu.to(dev)).sum(), (x, table))
+        results.append((out.cpu(), gt.cpu(), gx.cpu()))
+    (out, gt, gx), (ref, rt, rx) = results
+    torch.testing.assert_close(out, ref, **FWD_TOL)
+    torch.testing.assert_close(gt, rt, **GRAD_TABLE_TOL)
+    torch.testing.assert_close(gx, rx, **GRAD_X_TOL)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("NERFKIT_TEST_COMPILE") != "1", reason="torch.compile on the CPU takes ~30 s; set NERFKIT_TEST_COMPILE=1"
+)
+def test_compiled_backend_matches_reference():
+    _check_backend_parity("compile", "cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_reference_matches_cpu_reference():
+    _check_backend_parity("auto", "cuda")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_compiled_matches_cpu_reference():
+    _check_backend_parity("compile", "cuda")

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from nerfkit.cameras.rays import ray_aabb
-from nerfkit.ops import march_rays as mr
+from nerfkit.ops.march_rays import cpu_kernel_available, march_rays
 from nerfkit.ops._ref.march_rays import cell_indices, lookup_bits, pack_bits, step_grid, unpack_bits
 
 AABB = torch.tensor([[-1.0, -0.5, -1.0], [1.0, 1.5, 1.0]])
-needs_cpp = pytest.mark.skipif(not mr.cpu_kernel_available(), reason="C++ kernel unavailable")
+needs_cpp = pytest.mark.skipif(not cpu_kernel_available(), reason="C++ kernel unavailable")
 
 
 def random_bits(n_cascades: int, res: int, frac: float, seed: int) -> torch.Tensor:
@@ -67,7 +67,7 @@ def test_matches_brute_force(n_casc, cone, max_samples):
     assert 0 < int(hit.sum()) < 40  # some rays miss the box
     offsets = torch.rand(40, generator=torch.Generator().manual_seed(2))
     step, max_step = 0.02, 0.1
-    ref = mr.march_rays(o, d, tn, tf, bits, AABB, step_size=step, cone_angle=cone, max_step=max_step,
+    ref = march_rays(o, d, tn, tf, bits, AABB, step_size=step, cone_angle=cone, max_step=max_step,
                         max_samples=max_samples, jitter=offsets, backend="ref")
     t_max = float(tf[tf > tn].max())
     table = step_grid(t_max, step, cone, max_step)
@@ -76,8 +76,8 @@ def test_matches_brute_force(n_casc, cone, max_samples):
     for a, b in zip(ref, expect):
         assert torch.equal(a, b)
     assert not bool(torch.isin(ref[0], (~hit).nonzero().squeeze(-1)).any())  # misses get nothing
-    if mr.cpu_kernel_available():
-        fast = mr.march_rays(o, d, tn, tf, bits, AABB, step_size=step, cone_angle=cone, max_step=max_step,
+    if cpu_kernel_available():
+        fast = march_rays(o, d, tn, tf, bits, AABB, step_size=step, cone_angle=cone, max_step=max_step,
                              max_samples=max_samples, jitter=offsets, backend="cpp")
         for a, b in zip(fast, expect):
             assert torch.equal(a, b)
@@ -87,7 +87,7 @@ def test_samples_are_in_occupied_cells_and_inside_the_interval():
     bits = random_bits(1, 32, 0.1, seed=5)
     o, d = random_rays(200, seed=3)
     tn, tf, _ = ray_aabb(o, d, AABB)
-    ri, ts, te = mr.march_rays(o, d, tn, tf, bits, AABB, step_size=0.01)
+    ri, ts, te = march_rays(o, d, tn, tf, bits, AABB, step_size=0.01)
     assert ri.numel() > 0 and bool((ri[1:] >= ri[:-1]).all())
     mid = (ts + te) * 0.5
     assert bool((te > ts).all()) and bool((mid >= tn[ri]).all()) and bool((mid < tf[ri]).all())
@@ -104,9 +104,9 @@ def test_ray_missing_the_box_gets_no_samples(backend):
     d = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
     tn, tf, hit = ray_aabb(o, d, AABB)
     assert hit.tolist() == [False, True]
-    ri, _, _ = mr.march_rays(o, d, tn, tf, bits, AABB, step_size=0.05, backend=backend)
+    ri, _, _ = march_rays(o, d, tn, tf, bits, AABB, step_size=0.05, backend=backend)
     assert ri.numel() > 0 and bool((ri == 1).all())
-    ri, _, _ = mr.march_rays(o, d, tn, tf.clone().fill_(float("inf")), bits, AABB, step_size=0.05, backend=backend)
+    ri, _, _ = march_rays(o, d, tn, tf.clone().fill_(float("inf")), bits, AABB, step_size=0.05, backend=backend)
     assert ri.numel() == 0  # non-finite far bound: no samples
 
 
@@ -146,10 +146,10 @@ def test_marching_in_rounds_resumes_exactly(backend):
     tn, tf, _ = ray_aabb(o, d, AABB)
     offsets = torch.rand(64, generator=torch.Generator().manual_seed(9))
     kw = dict(step_size=0.01, jitter=offsets, backend=backend)
-    full = mr.march_rays(o, d, tn, tf, bits, AABB, **kw)
-    first = mr.march_rays(o, d, tn, tf, bits, AABB, max_samples=5, **kw)
+    full = march_rays(o, d, tn, tf, bits, AABB, **kw)
+    first = march_rays(o, d, tn, tf, bits, AABB, max_samples=5, **kw)
     last_end = tn.scatter_reduce(0, first[0], first[2], "amax", include_self=False)
-    rest = mr.march_rays(o, d, last_end, tf, bits, AABB, **kw)
+    rest = march_rays(o, d, last_end, tf, bits, AABB, **kw)
     merged = torch.cat([first[0], rest[0]])
     order = torch.argsort(merged, stable=True)
     for part_a, part_b, whole in zip(first, rest, full):
@@ -165,8 +165,23 @@ def test_fast_path_is_bit_identical(n_casc, cone):
     tn, tf, _ = ray_aabb(o, d, outer)
     step = math.sqrt(3) / 1024 * 2
     kw = dict(step_size=step, cone_angle=cone, jitter=torch.rand(512, generator=torch.Generator().manual_seed(3)))
-    ref = mr.march_rays(o, d, tn, tf, bits, AABB, backend="ref", **kw)
-    fast = mr.march_rays(o, d, tn, tf, bits, AABB, backend="cpp", **kw)
+    ref = march_rays(o, d, tn, tf, bits, AABB, backend="ref", **kw)
+    fast = march_rays(o, d, tn, tf, bits, AABB, backend="cpp", **kw)
     assert ref[0].numel() > 3000
     for a, b in zip(ref, fast):
+        assert torch.equal(a, b)
+
+
+@needs_cpp
+def test_fast_path_sees_in_place_bitfield_updates():
+    bits = shell_bits(1, 32)
+    o, d = random_rays(128, seed=11)
+    tn, tf, _ = ray_aabb(o, d, AABB)
+    kw = dict(step_size=0.01)
+    before = march_rays(o, d, tn, tf, bits, AABB, backend="cpp", **kw)
+    bits.copy_(random_bits(1, 32, 0.3, seed=12))  # the cached skipping mips must be rebuilt
+    after = march_rays(o, d, tn, tf, bits, AABB, backend="cpp", **kw)
+    ref = march_rays(o, d, tn, tf, bits, AABB, backend="ref", **kw)
+    assert before[0].numel() != after[0].numel()
+    for a, b in zip(after, ref):
         assert torch.equal(a, b)

@@ -7,7 +7,7 @@ Backends (``backend=``):
 
 - ``"cpp"``: one fused C++/OpenMP pass per ray forward (weights, transmittance, colour, opacity,
   depth) and one reverse pass backward (``ops/_cpu/composite.cpp``); float32 CPU tensors only,
-  not twice differentiable. About 10x faster than the reference on 2^18 samples, mostly by
+  not twice differentiable. About 9x faster than the reference on 2^18 samples, mostly by
   avoiding ``index_add`` over [M, 3] and its backward.
 - ``"ref"``: the pure-PyTorch reference (any device and dtype, twice differentiable).
 - ``"auto"`` (default): ``"cpp"`` when the inputs allow it and the kernel builds, else ``"ref"``.

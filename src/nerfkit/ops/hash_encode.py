@@ -165,6 +165,8 @@ def hash_encode(
     res = as_resolution_tensor(resolutions, x.device)
     if res.numel() != table.shape[0]:
         raise ValueError(f"resolutions has {res.numel()} entries but table has {table.shape[0]} levels")
+    if res.device.type == "cpu" and bool((res < 1).any()):  # (skipped on GPUs: it would sync)
+        raise ValueError(f"resolutions must be >= 1, got {res.tolist()}")
 
     if backend == "auto":
         use_cpp = (

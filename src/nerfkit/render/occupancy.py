@@ -167,8 +167,10 @@ def render_rays_in_rounds(
     Marches ``first_round`` samples per ray (doubling each round, up to 128), evaluates
     ``field_fn(points [P, 3], dirs [P, 3]) -> (sigma [P], rgb [P, 3])`` on them, composites, and
     continues only the rays whose transmittance is still >= ``min_transmittance``. The samples are
-    exactly those of one march with the same settings (the step grid is global), minus the ones
-    behind the termination point. Returns rgb [N, 3], opacity [N], depth [N].
+    those of one un-jittered march with the same settings (the step grid is global, so a march
+    resumed at the last ``t_end`` continues exactly), minus the ones behind the termination point;
+    ``max_samples`` is checked between rounds, so a ray may exceed it by less than one round.
+    Returns rgb [N, 3], opacity [N], depth [N] (sum of w t).
     """
     n = origins.shape[0]
     t_near, t_far, hit = ray_aabb(origins, dirs, grid.outer_aabb())

@@ -5,7 +5,10 @@
 // nerfkit/ops/_ref/march_rays.py and every float expression is evaluated in the same order, so
 // the samples are bit-identical to the reference. Each ray is marched sequentially; empty space
 // is skipped by jumping to the exit of the largest empty block (mip level 0..L of the bitfield)
-// around the current cell, landing conservatively a little before it on the step grid.
+// around the current cell, landing conservatively a little before it on the step grid; inside an
+// occupied cell the following samples up to (a little before) the cell's exit are emitted without
+// another lookup. Both shortcuts keep a margin far above float32 rounding, so they never change
+// which samples are emitted.
 //
 // One pass into per-chunk buffers (nerfkit_march_rays_run), then one copy into the outputs
 // (nerfkit_march_rays_take).
@@ -23,6 +26,8 @@
 
 namespace {
 
+constexpr int kMaxLevels = 16;
+
 struct Grid {
   const uint8_t* bits;  // [C, R^3/8]
   const uint8_t* mips;  // levels 1..L, each [C, (R>>l)^3], one byte per block (0 = empty)
@@ -31,13 +36,18 @@ struct Grid {
   double half[3];
   double min_cell;               // smallest cascade-0 cell side (world units)
   float pow2[32], inv_pow2[32];  // 2^c and 2^-c per cascade (exact)
+  int64_t mip_at[kMaxLevels + 1];  // byte offset of each mip level
 };
 
 constexpr int64_t kChunk = 128;  // rays per work item
 
+struct Sample {
+  int64_t ray;
+  float start, end;
+};
+
 struct Chunk {  // samples of consecutive rays, in order
-  std::vector<int64_t> ray;
-  std::vector<float> start, end;
+  std::vector<Sample> samples;
 };
 
 struct Samples {
@@ -74,8 +84,8 @@ inline int64_t mip_offset(const Grid& gr, int64_t level) {  // byte offset of mi
 }
 
 // Distance along the ray to the exit of the block of 2^level cells containing cell i of cascade c.
-inline double block_exit(const Grid& gr, const float o[3], const float d[3], int64_t c, const int64_t i[3],
-                         int64_t level) {
+inline double block_exit(const Grid& gr, const float o[3], const float d[3], const double inv_d[3], int64_t c,
+                         const int64_t i[3], int64_t level) {
   double t_exit = INFINITY;
   const double cell = 2.0 / (double)gr.res * (double)gr.pow2[c];  // cell size in q units
   for (int a = 0; a < 3; ++a) {
@@ -84,7 +94,7 @@ inline double block_exit(const Grid& gr, const float o[3], const float d[3], int
     int64_t edge = d[a] > 0.0f ? b + (int64_t(1) << level) : b;
     double q = (double)edge * cell - (double)gr.pow2[c];
     double world = (double)gr.centre[a] + q * gr.half[a];
-    double t = (world - (double)o[a]) / (double)d[a];
+    double t = (world - (double)o[a]) * inv_d[a];
     if (t < t_exit) t_exit = t;
   }
   return t_exit;
@@ -96,6 +106,8 @@ void march_one(const Grid& gr, const float* o, const float* d, float tn, float t
   const int64_t R = gr.res, R3 = R * R * R;
   const float half_r = (float)R * 0.5f;
   const float a_max = gr.pow2[gr.n_cascades - 1];
+  double inv_d[3];
+  for (int j = 0; j < 3; ++j) inv_d[j] = d[j] != 0.0f ? 1.0 / (double)d[j] : 0.0;
   int64_t k = upper_bound(g, 0, K, tn) - 2;
   if (k < 0) k = 0;
   int64_t n = 0;
@@ -107,9 +119,7 @@ void march_one(const Grid& gr, const float* o, const float* d, float tn, float t
     if (m >= tf) break;
     if (m < tn) { ++k; continue; }
     if (m < inside_until) {  // same occupied cell as the previous sample: no lookup needed
-      out.ray.push_back(ray);
-      out.start.push_back(s0);
-      out.end.push_back(s1);
+      out.samples.push_back(Sample{ray, s0, s1});
       ++n;
       ++k;
       continue;
@@ -137,21 +147,19 @@ void march_one(const Grid& gr, const float* o, const float* d, float tn, float t
     int64_t level = 0;  // for an empty cell: the coarsest empty block around it
     while (!occupied && level < gr.n_levels) {
       const int64_t l = level + 1, r = R >> l;
-      const uint8_t* mip = gr.mips + mip_offset(gr, l) + c * r * r * r;
+      const uint8_t* mip = gr.mips + gr.mip_at[l] + c * r * r * r;
       if (mip[((i[0] >> l) * r + (i[1] >> l)) * r + (i[2] >> l)] != 0) break;
       level = l;
     }
     // Conservative exit of the cell / block: the margin dwarfs the float32 rounding of the lookup,
     // so every midpoint before `target` is classified into this cell (block) by the reference too.
-    const double t_exit = block_exit(gr, o, d, c, i, level);
+    const double t_exit = block_exit(gr, o, d, inv_d, c, i, level);
     const double margin = 1e-3 * gr.min_cell * (double)gr.pow2[c] +
                           1e-5 * (std::fabs(t_exit) + std::fabs((double)o[0]) + std::fabs((double)o[1]) +
                                   std::fabs((double)o[2]));
     const float target = (float)(t_exit - margin);
     if (occupied) {
-      out.ray.push_back(ray);
-      out.start.push_back(s0);
-      out.end.push_back(s1);
+      out.samples.push_back(Sample{ray, s0, s1});
       ++n;
       ++k;
       inside_until = target;
@@ -219,7 +227,8 @@ void* nerfkit_march_rays_run(int64_t n_rays, const float* origins, const float* 
     gr.inv_half[j] = frame[3 + j];
     gr.half[j] = (double)frame[6 + j];
   }
-  if (n_cascades < 1 || n_cascades > 31) return nullptr;
+  if (n_cascades < 1 || n_cascades > 31 || n_levels > kMaxLevels) return nullptr;
+  for (int64_t l = 1; l <= n_levels; ++l) gr.mip_at[l] = mip_offset(gr, l);
   gr.min_cell = std::min(gr.half[0], std::min(gr.half[1], gr.half[2])) * 2.0 / (double)res;
   for (int c = 0; c < 32; ++c) { gr.pow2[c] = std::ldexp(1.0f, c); gr.inv_pow2[c] = std::ldexp(1.0f, -c); }
   const int64_t n_chunks = (n_rays + kChunk - 1) / kChunk;
@@ -235,7 +244,7 @@ void* nerfkit_march_rays_run(int64_t n_rays, const float* origins, const float* 
     }
   }
   int64_t n = 0;
-  for (const Chunk& c : out->chunks) n += (int64_t)c.ray.size();
+  for (const Chunk& c : out->chunks) n += (int64_t)c.samples.size();
   *total = n;
   return out;
 }
@@ -247,13 +256,15 @@ int nerfkit_march_rays_take(void* handle, int64_t* ray_indices, float* t_starts,
   if (ray_indices != nullptr) {
     const int64_t n_chunks = (int64_t)out->chunks.size();
     std::vector<int64_t> at(n_chunks + 1, 0);
-    for (int64_t c = 0; c < n_chunks; ++c) at[c + 1] = at[c] + (int64_t)out->chunks[c].ray.size();
+    for (int64_t c = 0; c < n_chunks; ++c) at[c + 1] = at[c] + (int64_t)out->chunks[c].samples.size();
 #pragma omp parallel for num_threads(n_threads) schedule(static)
     for (int64_t c = 0; c < n_chunks; ++c) {
-      const Chunk& b = out->chunks[c];
-      std::copy(b.ray.begin(), b.ray.end(), ray_indices + at[c]);
-      std::copy(b.start.begin(), b.start.end(), t_starts + at[c]);
-      std::copy(b.end.begin(), b.end.end(), t_ends + at[c]);
+      const std::vector<Sample>& b = out->chunks[c].samples;
+      for (size_t i = 0; i < b.size(); ++i) {
+        ray_indices[at[c] + i] = b[i].ray;
+        t_starts[at[c] + i] = b[i].start;
+        t_ends[at[c] + i] = b[i].end;
+      }
     }
   }
   delete out;

@@ -136,7 +136,7 @@ def step_grid(t_max: float, step_size: float, cone_angle: float = 0.0, max_step:
 def march_rays_ref(
     origins: torch.Tensor, dirs: torch.Tensor, t_near: torch.Tensor, t_far: torch.Tensor,
     bitfield: torch.Tensor, aabb: torch.Tensor, offsets: torch.Tensor, table: torch.Tensor,
-    max_samples: int, chunk: int = 1 << 22,
+    max_samples: int, chunk: int = 1 << 16,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Packed samples of rays through occupied cells (the module docstring is the definition).
 
