@@ -62,6 +62,17 @@ def _points(n: int, kind: str, device: torch.device, gen: torch.Generator) -> to
     return (0.5 + r * d).to(device)
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def bench_encode(sizes, variants, device, repeats, gen):
     rows = []
     res = hash_grid_resolutions(L, 16, 2048)
@@ -101,7 +112,9 @@ def _sparse_rows_grad(grad: torch.Tensor) -> torch.Tensor:
     """Dense [L, T, F] gradient -> sparse COO (sparse dims L, T; dense dim F) of its non-zero rows."""
     touched = grad.abs().amax(dim=-1) != 0  # [L, T]
     idx = touched.nonzero().t()  # [2, K]
-    return torch.sparse_coo_tensor(idx, grad[idx[0], idx[1]], grad.shape, is_coalesced=True)
+    return torch.sparse_coo_tensor(
+        idx, grad[idx[0], idx[1]], grad.shape, is_coalesced=True, check_invariants=False
+    )
 
 
 def bench_optim(n, device, repeats, gen):
@@ -168,8 +181,9 @@ def main() -> None:
         torch=torch.__version__,
         device=str(device),
         gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-        cpu=platform.processor() or platform.machine(),
+        cpu=_cpu_name(),
         threads=torch.get_num_threads(),
+        cores=os.cpu_count(),
         load_average_at_start=os.getloadavg() if hasattr(os, "getloadavg") else None,
         config=dict(L=L, F=F, T=2**LOG2_T, resolutions="16..2048"),
     )

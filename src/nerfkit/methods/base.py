@@ -60,6 +60,9 @@ class Method(nn.Module):
     def after_step(self, step: int, outputs: dict) -> None:
         """Called after each optimiser step (e.g. to adapt the batch size)."""
 
+    def update_schedule(self, optimizer, progress: float) -> None:
+        """Called before each step with the fraction of the budget used (0 -> 1), for budget-aware schedules."""
+
     def state_for_log(self) -> dict:
         """Extra numbers for the metrics log."""
         return {}

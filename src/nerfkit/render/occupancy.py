@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from nerfkit.cameras.rays import ray_aabb
-from nerfkit.ops.composite import composite_packed
+from nerfkit.ops.composite import composite_packed, weights_packed
 from nerfkit.ops.march_rays import default_step_size, march_rays
 from nerfkit.ops._ref.march_rays import cell_indices, lookup_bits, pack_bits
 
@@ -206,3 +206,58 @@ def render_rays_in_rounds(
     if background is not None:
         rgb = rgb + trans[:, None] * background
     return {"rgb": rgb, "opacity": opacity, "depth": depth}
+
+
+@torch.no_grad()
+def march_visible(
+    grid: OccupancyGrid, origins: torch.Tensor, dirs: torch.Tensor,
+    density_fn: Callable[[torch.Tensor], torch.Tensor], *, near: float = 0.0, cone_angle: float = 0.0,
+    max_samples: int = 1024, jitter: torch.Tensor | None = None, first_round: int = 16,
+    min_transmittance: float = 1e-4,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Packed samples (ray_indices [M] sorted, t_starts [M], t_ends [M]) in front of each ray's
+    termination point (transmittance < ``min_transmittance``), found in rounds like
+    :func:`render_rays_in_rounds` so samples behind an opaque surface are never evaluated.
+
+    ``density_fn(points [P, 3]) -> [P]``; ``jitter`` [N] per-ray offsets in [0, 1) (kept across rounds).
+    The result is what one march with the same settings gives, cut at the termination point.
+    """
+    n, dev = origins.shape[0], origins.device
+    t_near, t_far, hit = ray_aabb(origins, dirs, grid.outer_aabb())
+    cur = t_near.clamp_min(near)
+    trans = torch.ones(n, device=dev)
+    taken = torch.zeros(n, dtype=torch.int64, device=dev)
+    active = torch.nonzero(hit & (t_far > cur)).squeeze(-1)
+    parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    per_round = first_round
+    while active.numel() > 0:
+        cap = min(per_round, max_samples)
+        o, d = origins[active], dirs[active]
+        ri, ts, te = march_rays(o, d, cur[active], t_far[active], grid.bitfield, grid.aabb,
+                                step_size=grid.step_size, cone_angle=cone_angle, max_samples=cap,
+                                jitter=jitter[active] if jitter is not None else False)
+        if ri.numel() == 0:
+            break
+        mid = (ts + te) * 0.5
+        sigma = density_fn(o[ri] + mid[:, None] * d[ri]).reshape(-1).float()
+        w, t_local = weights_packed(sigma, te - ts, ri, active.numel())
+        t_abs = trans[active][ri] * t_local  # transmittance in front of each sample, whole ray
+        keep = t_abs >= min_transmittance
+        parts.append((active[ri[keep]], ts[keep], te[keep]))
+        trans[active] = trans[active] * torch.ones(active.numel(), device=dev).index_add(
+            0, ri, -w).clamp_min(0.0)
+        counts = torch.bincount(ri, minlength=active.numel())
+        last_end = torch.zeros(active.numel(), device=dev).scatter_reduce(0, ri, te, "amax")
+        cur[active] = torch.where(counts > 0, last_end, cur[active])
+        taken[active] += counts
+        alive = (counts == cap) & (trans[active] >= min_transmittance) & (taken[active] < max_samples)
+        active = active[alive]
+        per_round = min(per_round * 2, 128)
+    if not parts:
+        e = torch.zeros(0, device=dev)
+        return torch.zeros(0, dtype=torch.int64, device=dev), e, e
+    ri = torch.cat([p[0] for p in parts])
+    ts = torch.cat([p[1] for p in parts])
+    te = torch.cat([p[2] for p in parts])
+    order = torch.sort(ri, stable=True).indices  # rounds are in distance order, so a stable sort suffices
+    return ri[order], ts[order], te[order]

@@ -155,6 +155,7 @@ class Trainer:
                 t0 = time.perf_counter()
                 self.model.train()
                 self.model.before_step(self.step)
+                self.model.update_schedule(self.optimizer, self._progress())
                 n = self.model.batch_rays()
                 origins, dirs, pix = self.bank.sample(n, self.gen)
                 bg = background_color(train_bg, (n,), generator=self.gen)
@@ -208,6 +209,16 @@ class Trainer:
             log.close()
         self.save()
         return self.run_dir
+
+    def _progress(self) -> float:
+        """Fraction of the budget used: the larger of steps and time."""
+        rt = self.cfg.runtime
+        fr = [0.0]
+        if rt.max_steps:
+            fr.append(self.step / rt.max_steps)
+        if rt.max_time:
+            fr.append(self.train_time / rt.max_time)
+        return max(fr)
 
     def _postfix(self, rec: dict, rays_s: float) -> str:
         rt = self.cfg.runtime

@@ -5,8 +5,9 @@
 // The definition (scaling, corner rows, hash, weight order) is the one in
 // nerfkit/ops/_ref/hash_encode.py; keep the two in step.
 //
-// Shapes: x [N, 3], table [L, T, F], res [L] (int64), out / grad_out [N, L*F],
-// grad_table [L, T, F], grad_x [N, 3]. All row-major and contiguous.
+// Shapes: x [N, 3], table [L, T, F], res [L] (int64), grad_table [L, T, F], grad_x [N, 3],
+// all row-major and contiguous; out / grad_out hold element (point i, level l, feature f) at
+// i * point_stride + l * level_stride + f: (L*F, F) for [N, L*F], (F, N*F) for [L, N, F].
 //
 // Layout of the work: one level at a time over a tile of points ("level-major"), so the
 // level's slice of the table stays in cache (2.5x faster than point-major here). The
@@ -190,18 +191,22 @@ NK_CLONES __attribute__((noinline)) void backward_x_worker(const float* x, const
 extern "C" {
 
 int nerfkit_hash_encode_fwd(const float* x, const float* table, const int64_t* res, int64_t n,
-                            int64_t n_levels, int64_t table_size, int64_t n_feat, float* out, int nthreads) {
+                            int64_t n_levels, int64_t table_size, int64_t n_feat, float* out,
+                            int64_t point_stride, int64_t level_stride, int nthreads) {
   if (table_size < 1 || table_size > (int64_t(1) << 31) || n_feat < 1 || n_feat > kMaxFeatures) return 1;
   const int64_t n_tiles = (n + kTile - 1) / kTile;
-  const int64_t stride = n_levels * n_feat;
-  // (level, tile) tasks in level-major order: a thread sweeps many points of one level.
-#pragma omp parallel for collapse(2) schedule(static) num_threads(nthreads)
+  const int64_t stride = point_stride;
+  // Each thread owns a fixed range of point tiles (static schedule: the same split at every
+  // level) and sweeps it level by level, so a thread works in one level's slice of the table
+  // at a time and no two threads write the same rows of `out` (no false sharing).
+#pragma omp parallel num_threads(nthreads)
   for (int64_t l = 0; l < n_levels; ++l) {
+    const Level lv = make_level(res[l], table_size);
+    const float* tab = table + l * table_size * n_feat;
+    float* o = out + l * level_stride;
+#pragma omp for schedule(static) nowait
     for (int64_t t = 0; t < n_tiles; ++t) {
-      const Level lv = make_level(res[l], table_size);
-      const float* tab = table + l * table_size * n_feat;
       const int64_t beg = t * kTile, end = (t + 1) * kTile < n ? (t + 1) * kTile : n;
-      float* o = out + l * n_feat;
       if (n_feat == 2) forward_tile_f2(x, tab, lv, beg, end, stride, 2, o);
       else if (n_feat == 4) forward_tile_f4(x, tab, lv, beg, end, stride, 4, o);
       else forward_tile_fn(x, tab, lv, beg, end, stride, n_feat, o);
@@ -211,10 +216,10 @@ int nerfkit_hash_encode_fwd(const float* x, const float* table, const int64_t* r
 }
 
 int nerfkit_hash_encode_bwd_table(const float* x, const float* grad_out, const int64_t* res, int64_t n,
-                                  int64_t n_levels, int64_t table_size, int64_t n_feat, float* grad_table,
-                                  int nthreads) {
+                                  int64_t n_levels, int64_t table_size, int64_t n_feat, int64_t point_stride,
+                                  int64_t level_stride, float* grad_table, int nthreads) {
   if (table_size < 1 || table_size > (int64_t(1) << 31) || n_feat < 1) return 1;
-  const int64_t stride = n_levels * n_feat;
+  const int64_t stride = point_stride;
   // One level per task: a level's gradient slice is written by one thread only, so the
   // scatter-add needs no atomics. The slice is zeroed by the thread that fills it.
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
@@ -222,28 +227,29 @@ int nerfkit_hash_encode_bwd_table(const float* x, const float* grad_out, const i
     const Level lv = make_level(res[l], table_size);
     float* gtab = grad_table + l * table_size * n_feat;
     std::memset(gtab, 0, sizeof(float) * table_size * n_feat);
-    if (n_feat == 2) backward_table_f2(x, grad_out + l * n_feat, lv, n, stride, 2, gtab);
-    else backward_table_fn(x, grad_out + l * n_feat, lv, n, stride, n_feat, gtab);
+    if (n_feat == 2) backward_table_f2(x, grad_out + l * level_stride, lv, n, stride, 2, gtab);
+    else backward_table_fn(x, grad_out + l * level_stride, lv, n, stride, n_feat, gtab);
   }
   return 0;
 }
 
 int nerfkit_hash_encode_bwd_x(const float* x, const float* table, const float* grad_out, const int64_t* res,
-                              int64_t n, int64_t n_levels, int64_t table_size, int64_t n_feat, float* grad_x,
-                              int nthreads) {
+                              int64_t n, int64_t n_levels, int64_t table_size, int64_t n_feat,
+                              int64_t point_stride, int64_t level_stride, float* grad_x, int nthreads) {
   if (table_size < 1 || table_size > (int64_t(1) << 31) || n_feat < 1) return 1;
   const int64_t n_tiles = (n + kTile - 1) / kTile;
-  const int64_t stride = n_levels * n_feat;
+  const int64_t stride = point_stride;
   std::memset(grad_x, 0, sizeof(float) * 3 * n);
-  // Levels in sequence (each point's gradient is summed over levels), tiles of points in parallel.
+  // As in the forward: each thread owns the same tiles of points at every level (static
+  // schedule), so it alone accumulates their gradient over the levels and needs no barrier.
 #pragma omp parallel num_threads(nthreads)
   for (int64_t l = 0; l < n_levels; ++l) {
     const Level lv = make_level(res[l], table_size);
     const float* tab = table + l * table_size * n_feat;
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
     for (int64_t t = 0; t < n_tiles; ++t) {
       const int64_t beg = t * kTile, end = (t + 1) * kTile < n ? (t + 1) * kTile : n;
-      backward_x_worker(x, tab, grad_out + l * n_feat, lv, beg, end, stride, n_feat, grad_x);
+      backward_x_worker(x, tab, grad_out + l * level_stride, lv, beg, end, stride, n_feat, grad_x);
     }
   }
   // The clamp onto the cube passes gradients only inside [0, 1] (as torch.clamp does).

@@ -6,8 +6,9 @@ Definition. Points ``x`` [N, 3] in the unit cube [0, 1]^3 (callers normalise fro
 coordinates outside are clamped onto the cube). The table ``table`` [L, T, F] holds, per level l,
 T feature vectors of length F. Level l has resolution R_l (``resolutions[l]``, an int >= 1):
 
-1. scale: ``p = x * R_l``, so the cube spans R_l cells and R_l + 1 vertices per axis
-   (the paper's convention; no half-cell offset);
+1. scale: ``p = x * R_l``, so the cube spans R_l cells and R_l + 1 vertices per axis, vertex 0
+   at x = 0 and vertex R_l at x = 1 (the paper's convention; tiny-cuda-nn instead uses
+   ``x * (R_l - 1) + 0.5``, a half-cell shift, so its tables are not interchangeable with ours);
 2. cell: ``c = clamp(floor(p), 0, R_l - 1)`` (int), fraction ``w = p - c`` in [0, 1]
    (a point on the far face x = 1 lies in the last cell with w = 1);
 3. the 8 corners ``v = c + b``, b in {0, 1}^3, are mapped to table rows by

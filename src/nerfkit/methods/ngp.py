@@ -1,0 +1,129 @@
+"""Instant-NGP (method ``ngp``): hash-grid field, occupancy-grid ray marching, packed compositing.
+
+Training step: march the batch's rays through the occupancy grid (jittered along the fixed step
+grid), evaluate densities without gradients to find each ray's termination point (transmittance
+< 1e-4) and drop samples behind it, then render the remaining samples with gradients. The batch
+size adapts so each step costs about ``target_samples`` field evaluations. The occupancy grid is
+updated every 16 steps (decay 0.95, threshold as the paper, warm-up over all cells first).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import RunError
+from ..fields import NGPField
+from ..render import OccupancyGrid, composite_packed, march_visible, render_rays_in_rounds
+from .base import Method, SceneBounds
+
+
+class NGP(Method):
+    name = "ngp"
+
+    @dataclass
+    class Config:
+        n_levels: int = 16
+        n_features: int = 2
+        log2_table_size: int = 19
+        min_resolution: int = 16
+        max_resolution: int = 2048
+        """Finest hash-grid resolution over the scene box (the paper: 2048 x scene scale)."""
+        hidden: int = 64
+        grid_resolution: int = 128
+        grid_cascades: int = 1
+        grid_update_every: int = 16
+        grid_warmup_steps: int = 256
+        cone_angle: float = 0.0
+        """0 for bounded scenes (fixed steps of sqrt(3)/1024 of the box); ~1/256 for large scenes."""
+        target_samples: int = 1 << 16
+        """Field evaluations per training step; the ray batch adapts to keep this constant."""
+        batch_rays: int = 256
+        """Initial rays per step (adapted during training)."""
+        max_batch_rays: int = 1 << 16
+        lr: float = 1e-2
+        weight_decay: float = 1e-6
+        """L2 weight decay on the MLP weights (not on the hash table)."""
+        lr_final_factor: float = 0.1
+        """Learning rate at the end of the budget, relative to ``lr`` (exponential decay over the run)."""
+        max_samples_per_ray: int = 1024
+
+    def __init__(self, config: "NGP.Config", bounds: SceneBounds) -> None:
+        super().__init__(config, bounds)
+        c = config
+        self.field = NGPField(bounds.aabb, c.n_levels, c.n_features, c.log2_table_size, c.min_resolution,
+                              c.max_resolution, c.hidden)
+        self.grid = OccupancyGrid(bounds.aabb, n_cascades=c.grid_cascades, resolution=c.grid_resolution)
+        self.register_buffer("rays_per_step", torch.tensor(float(c.batch_rays)))
+        self._last = {}
+        self._lr_factor = 1.0
+
+    # --- training --------------------------------------------------------------------------------
+    def batch_rays(self) -> int:
+        return int(self.rays_per_step)
+
+    def before_step(self, step: int) -> None:
+        c = self.config
+        if step % c.grid_update_every == 0:
+            self.grid.update(step, self.field.density, warmup_steps=c.grid_warmup_steps)
+            if step >= c.grid_warmup_steps and self.grid.occupied_fraction() == 0.0:
+                raise RunError(
+                    "the occupancy grid emptied completely: the model sees no density anywhere in the scene box "
+                    f"{self.aabb.tolist()}. Check the scene scale/box (aabb) and that the cameras look at the content")
+
+    def render_rays(self, origins, dirs, background=None):
+        if not self.training:
+            out = render_rays_in_rounds(self.grid, origins, dirs, self.field, background=background,
+                                        cone_angle=self.config.cone_angle,
+                                        max_samples=self.config.max_samples_per_ray)
+            return out
+        n = origins.shape[0]
+        # pass 1 (no gradients): the samples in front of each ray's termination point
+        ri, ts, te = march_visible(self.grid, origins, dirs, self.field.density, cone_angle=self.config.cone_angle,
+                                   max_samples=self.config.max_samples_per_ray,
+                                   jitter=torch.rand(n, device=origins.device))
+        mid, delta = 0.5 * (ts + te), te - ts
+        pts = origins[ri] + mid[:, None] * dirs[ri]
+        sigma, rgb = self.field(pts, dirs[ri])
+        out = composite_packed(sigma, rgb, mid, delta, ri, n, background=background, min_transmittance=0.0)
+        self._last = {"samples": ri.numel(), "rays": n}
+        return {"rgb": out["rgb"], "depth": out["depth"], "opacity": out["opacity"]}
+
+    def loss(self, outputs, target):
+        mse = F.mse_loss(outputs["rgb"], target)
+        return {"loss": mse, "mse": mse}
+
+    def after_step(self, step: int, outputs: dict) -> None:
+        c = self.config
+        samples = max(1, self._last.get("samples", 0))
+        rays = max(1, self._last.get("rays", 1))
+        want = c.target_samples / (samples / rays)
+        new = 0.8 * float(self.rays_per_step) + 0.2 * want  # smooth: one odd batch must not swing it
+        self.rays_per_step.fill_(float(min(max(new, 256), c.max_batch_rays)))
+
+    def update_schedule(self, optimizer, progress: float) -> None:
+        """Exponential decay from lr to lr * lr_final_factor over the run's budget (progress 0 -> 1)."""
+        self._lr_factor = self.config.lr_final_factor ** min(max(progress, 0.0), 1.0)
+        for g in optimizer.param_groups:
+            g["lr"] = self.config.lr * self._lr_factor
+
+    def state_for_log(self) -> dict:
+        return {"rays": self._last.get("rays"), "samples": self._last.get("samples"),
+                "occupied": round(self.grid.occupied_fraction(), 4)}
+
+    def make_optimizer(self):
+        mlp = self.field.mlp_parameters()
+        ids = {id(p) for p in mlp}
+        rest = [p for p in self.parameters() if id(p) not in ids]
+        kw = dict(lr=self.config.lr, betas=(0.9, 0.99), eps=1e-15)
+        groups = [{"params": rest, "weight_decay": 0.0}, {"params": mlp, "weight_decay": self.config.weight_decay}]
+        try:
+            opt = torch.optim.Adam(groups, fused=True, **kw)
+        except (RuntimeError, TypeError):
+            opt = torch.optim.Adam(groups, **kw)
+        # the factor is set by update_schedule from the budget used; LambdaLR only applies it
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: self._lr_factor)
+        return opt, sched
