@@ -31,6 +31,9 @@ class NeRF(Method):
         width: int = 256
         depth: int = 8
         batch_rays: int = 1024
+        micro_batch_rays: int = 128
+        """Rays per forward/backward pass; gradients of a step's micro-batches are summed (same result,
+        but activations stay small: on a CPU this runs ~2x faster than one pass over 1024 rays)."""
         lr: float = 5e-4
         lr_decay_steps: int = 500_000
         """Steps over which the learning rate decays by a factor of 10 (nerf-pytorch: 500k)."""

@@ -160,18 +160,30 @@ class Trainer:
                 origins, dirs, pix = self.bank.sample(n, self.gen)
                 bg = background_color(train_bg, (n,), generator=self.gen)
                 target = composite(pix, bg).to(self.device)
-                out = self.model.render_rays(origins.to(self.device), dirs.to(self.device), bg.to(self.device))
-                losses = self.model.loss(out, target)
-                loss = losses["loss"]
-                if not torch.isfinite(loss):
+                origins, dirs, bg = origins.to(self.device), dirs.to(self.device), bg.to(self.device)
+                # micro-batches: the same gradient, with tensors small enough to stay out of page faults
+                micro = int(getattr(self.model.config, "micro_batch_rays", 0) or n)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss_sum, mse_sum, finite = 0.0, 0.0, True
+                for s in range(0, n, micro):
+                    sl = slice(s, min(n, s + micro))
+                    out = self.model.render_rays(origins[sl], dirs[sl], bg[sl])
+                    losses = self.model.loss(out, target[sl])
+                    frac = (sl.stop - sl.start) / n
+                    loss = losses["loss"] * frac
+                    if not torch.isfinite(loss):
+                        finite = False
+                        break
+                    loss.backward()
+                    loss_sum += float(loss.detach())
+                    mse_sum += float(losses.get("mse", losses["loss"]).detach()) * frac
+                if not finite:
                     self.skipped += 1  # never let a non-finite loss touch the weights
                     self.optimizer.zero_grad(set_to_none=True)
                     if self.skipped > 100:
                         raise RunError(f"{self.run_dir}: {self.skipped} non-finite losses; the run diverged — "
                                        "lower the learning rate or check the data")
                     continue
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
                 self.optimizer.step()
                 self.scheduler.step()
                 self.model.after_step(self.step, out)
@@ -182,9 +194,8 @@ class Trainer:
                 self.step += 1
                 recent = (recent + [(n, dt)])[-20:]
                 rays_s = sum(r for r, _ in recent) / max(1e-9, sum(t for _, t in recent))
-                mse = float(losses.get("mse", loss).detach())
-                rec = {"step": self.step, "time": round(self.train_time, 3), "loss": float(loss.detach()),
-                       "psnr": round(mse_to_psnr(mse), 3), "lr": self.optimizer.param_groups[0]["lr"],
+                rec = {"step": self.step, "time": round(self.train_time, 3), "loss": loss_sum,
+                       "psnr": round(mse_to_psnr(mse_sum), 3), "lr": self.optimizer.param_groups[0]["lr"],
                        "rays_per_s": round(rays_s, 1), **self.model.state_for_log()}
                 if self.step % 10 == 0 or self.step == 1:
                     log.write(json.dumps(rec) + "\n")
