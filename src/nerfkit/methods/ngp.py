@@ -23,6 +23,7 @@ from .base import Method, SceneBounds
 
 class NGP(Method):
     name = "ngp"
+    render_chunk = 1 << 16
 
     @dataclass
     class Config:

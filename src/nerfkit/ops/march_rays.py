@@ -167,7 +167,10 @@ def march_rays(
                 raise RuntimeError("the C++ march_rays kernel is unavailable (or inputs are not on the CPU)")
             return _march_cpu(lib, o.contiguous(), d.contiguous(), tn.contiguous(), tf.contiguous(),
                               offsets.contiguous(), table, bitfield.contiguous(), aabb, int(max_samples))
-        return march_rays_ref(o, d, tn, tf, bitfield, aabb.to(dev), offsets, table.to(dev), int(max_samples))
+        # on a GPU, test many candidates at once (each chunk costs host syncs); on a CPU stay cache-sized
+        chunk = 1 << 23 if dev.type == "cuda" else 1 << 16
+        return march_rays_ref(o, d, tn, tf, bitfield, aabb.to(dev), offsets, table.to(dev), int(max_samples),
+                              chunk=chunk)
 
 
 def default_step_size(aabb: torch.Tensor) -> float:

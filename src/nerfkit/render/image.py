@@ -20,16 +20,18 @@ class Camera:
 
 
 @torch.no_grad()
-def render_image(model, camera: Camera, chunk: int = 8192, background: torch.Tensor | None = None) -> dict:
+def render_image(model, camera: Camera, chunk: int | None = None, background: torch.Tensor | None = None) -> dict:
     """Render a full image in chunks of rays, so memory stays bounded at any resolution.
 
     ``model.render_rays(origins, dirs, background)`` renders rays; ``background`` [3] or None.
+    ``chunk``: rays per call (default: the model's ``render_chunk``, else 8192).
     Returns rgb [H, W, 3], depth [H, W] (z-depth along the optical axis, the convention of
     ground-truth depth maps), opacity [H, W] — float32 on the CPU.
     """
     device = next(iter(model.buffers()), torch.empty(0)).device
     was_training = model.training
     model.eval()
+    chunk = int(chunk or getattr(model, "render_chunk", 8192))
     x, y = pixel_grid(camera.width, camera.height)
     c2w = camera.c2w.to(device)
     k = camera.intrinsics.to(device)

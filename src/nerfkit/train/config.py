@@ -46,6 +46,8 @@ class LogConfig:
     """Steps between quick evaluations on one test view (0 disables)."""
     eval_every_s: float | None = None
     """Also evaluate whenever this many training seconds passed (for time-based curves)."""
+    eval_times: list = field(default_factory=list)
+    """Training times (s) at which the whole test split is evaluated (logged as test_psnr/test_ssim)."""
     checkpoint_every: int = 2000
     """Steps between checkpoints (a final one is always written)."""
     keep_checkpoints: int = 2

@@ -134,6 +134,14 @@ class Trainer:
         save_png(self.run_dir / "previews" / f"step_{self.step:07d}.png", comparison_strip(gt, out["rgb"], out["depth"]))
         return {"eval_psnr": p, "eval_view": self.scene.image_paths[view].name}
 
+    def split_eval(self) -> dict:
+        """Mean PSNR/SSIM over the whole test split with the current model."""
+        from .evaluate import evaluate_views
+
+        per = evaluate_views(self.model, self.scene, self.test_views, background_color(self.cfg.data.background, ()))
+        return {"test_psnr": sum(r["psnr"] for r in per) / len(per), "test_ssim": sum(r["ssim"] for r in per) / len(per),
+                "n_test": len(per)}
+
     # --- the loop --------------------------------------------------------------------------------
     def _done(self) -> bool:
         rt = self.cfg.runtime
@@ -150,6 +158,7 @@ class Trainer:
         train_bg = cfg.data.train_background if self.bank.has_alpha else "white"
         next_eval_t = (self.train_time + cfg.log.eval_every_s) if cfg.log.eval_every_s else math.inf
         recent = []  # (rays, seconds) of recent steps, for rays/s
+        pending_times = sorted(t for t in cfg.log.eval_times if t > self.train_time)
         try:
             while not self._done():
                 t0 = time.perf_counter()
@@ -199,6 +208,7 @@ class Trainer:
                        "rays_per_s": round(rays_s, 1), **self.model.state_for_log()}
                 if self.step % 10 == 0 or self.step == 1:
                     log.write(json.dumps(rec) + "\n")
+                    log.flush()
                 bar.update(1)
                 bar.set_postfix_str(self._postfix(rec, rays_s), refresh=False)
                 want_eval = (cfg.log.eval_every and self.step % cfg.log.eval_every == 0) or self.train_time >= next_eval_t
@@ -209,6 +219,12 @@ class Trainer:
                     bar.write(f"step {self.step}: test view PSNR {ev['eval_psnr']:.2f} dB")
                     while next_eval_t <= self.train_time:
                         next_eval_t += cfg.log.eval_every_s
+                while pending_times and self.train_time >= pending_times[0]:
+                    at = pending_times.pop(0)
+                    ev = self.split_eval()
+                    log.write(json.dumps({"step": self.step, "time": round(self.train_time, 3), "at_s": at, **ev}) + "\n")
+                    log.flush()
+                    bar.write(f"{at:g} s (step {self.step}): test PSNR {ev['test_psnr']:.2f} dB, SSIM {ev['test_ssim']:.4f}")
                 if cfg.log.checkpoint_every and self.step % cfg.log.checkpoint_every == 0:
                     self.save()
         except KeyboardInterrupt:

@@ -51,7 +51,7 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int) -> None:
 
 def render_orbit(model, scene: SceneData, out_dir: Path, n_frames: int = 120, fps: int = 30,
                  width: int | None = None, height: int | None = None, background: str = "white",
-                 save_frames: bool = True, chunk: int = 8192, progress: bool = True, name: str = "orbit") -> dict:
+                 save_frames: bool = True, chunk: int | None = None, progress: bool = True, name: str = "orbit") -> dict:
     """Render ``n_frames`` around the scene; writes ``<name>.mp4``, ``<name>_depth.mp4`` and frames."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
