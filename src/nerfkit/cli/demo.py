@@ -16,6 +16,7 @@ from ..video.orbit import render_orbit
 # Per method: scene resolution, downscale, training budget (s), method options, orbit frames.
 # The fastest registered method is used. Budgets keep the whole demo under 3 minutes on 2 CPU cores.
 DEMO_PRESETS = {
+    "ngp": dict(resolution=128, downscale=1, max_time=100, frames=60, options=dict(max_resolution=512)),
     "nerf": dict(resolution=128, downscale=2, max_time=110, frames=40,
                  options=dict(n_coarse=32, n_fine=64, width=128, batch_rays=1024, lr=1e-3)),
 }

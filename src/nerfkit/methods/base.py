@@ -68,6 +68,14 @@ class Method(nn.Module):
         return {}
 
     @classmethod
+    def device_defaults(cls, device: torch.device) -> dict:
+        """Option values that suit ``device`` better than the paper's; user options override them.
+
+        The trainer writes them into the run's config, so a run reloads identically anywhere.
+        """
+        return {}
+
+    @classmethod
     def make_config(cls, overrides: dict | None = None):
         """The method's config with ``overrides`` applied; unknown keys are errors."""
         cfg = cls.Config()

@@ -40,7 +40,7 @@ class NGP(Method):
         grid_warmup_steps: int = 256
         cone_angle: float = 0.0
         """0 for bounded scenes (fixed steps of sqrt(3)/1024 of the box); ~1/256 for large scenes."""
-        target_samples: int = 1 << 16
+        target_samples: int = 1 << 18
         """Field evaluations per training step; the ray batch adapts to keep this constant."""
         batch_rays: int = 256
         """Initial rays per step (adapted during training)."""
@@ -51,6 +51,15 @@ class NGP(Method):
         lr_final_factor: float = 0.1
         """Learning rate at the end of the budget, relative to ``lr`` (exponential decay over the run)."""
         max_samples_per_ray: int = 1024
+
+    @classmethod
+    def device_defaults(cls, device: torch.device) -> dict:
+        # On a CPU a 2^17 table (1 MiB per level, cache-resident) and 32k samples per step reach a
+        # higher PSNR in the same time than the paper's 2^19 / 2^18 (measured on lego 200x200 and the
+        # synthetic scene: +2.7 dB at 90 s); GPUs keep the paper's values.
+        if device.type == "cpu":
+            return {"log2_table_size": 17, "target_samples": 1 << 15}
+        return {"target_samples": 1 << 18}
 
     def __init__(self, config: "NGP.Config", bounds: SceneBounds) -> None:
         super().__init__(config, bounds)

@@ -34,7 +34,7 @@ def evaluate_views(model, scene: SceneData, views: list[int], background: torch.
         per_image.append({"name": name, "psnr": psnr(pred, gt), "ssim": ssim(pred, gt),
                           "lpips": lpips(pred, gt) if lpips is not None else None})
         if pictures is not None:
-            save_png(Path(pictures) / f"{name}.png", comparison_strip(gt, pred, out["depth"]))
+            save_png(Path(pictures) / f"{name}.png", comparison_strip(gt, pred, out["depth"], out["opacity"]))
     return per_image
 
 

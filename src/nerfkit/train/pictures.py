@@ -36,10 +36,13 @@ def error_map(pred: torch.Tensor, gt: torch.Tensor, max_err: float = 0.25) -> to
     return colormap(err)
 
 
-def comparison_strip(gt: torch.Tensor, pred: torch.Tensor, depth: torch.Tensor | None = None) -> np.ndarray:
-    """[H, W*k, 3] uint8: ground truth | render | error map (| depth)."""
+def comparison_strip(gt: torch.Tensor, pred: torch.Tensor, depth: torch.Tensor | None = None,
+                     opacity: torch.Tensor | None = None) -> np.ndarray:
+    """[H, W*k, 3] uint8: ground truth | render | error map (| depth, shown where opacity > 0.5)."""
     panels = [gt.clamp(0, 1), pred.clamp(0, 1), error_map(pred.clamp(0, 1), gt)]
     if depth is not None:
-        panels.append(depth_to_rgb(depth))
+        valid = None if opacity is None else opacity > 0.5
+        d = depth if opacity is None else depth / opacity.clamp_min(1e-6)  # depth of the visible surface
+        panels.append(depth_to_rgb(d, valid))
     img = torch.cat(panels, dim=1)
     return (img.numpy() * 255.0 + 0.5).astype(np.uint8)

@@ -85,6 +85,8 @@ class Trainer:
             torch.set_num_threads(cfg.runtime.threads)
         torch.manual_seed(cfg.runtime.seed)
         self.device = select_device(cfg.runtime.device)
+        if not resume and cfg.method in METHODS:
+            cfg.method_options = {**METHODS[cfg.method].device_defaults(self.device), **cfg.method_options}
         self.scene = read_run_scene(cfg)
         self.train_views = self.scene.split("train")
         self.test_views = self.scene.splits.get("test") or self.scene.splits.get("val") or self.train_views[:1]
@@ -131,7 +133,7 @@ class Trainer:
 
         gt = composite(torch.from_numpy(load_image(self.scene.image_paths[view], self.scene.downscale)), bg)
         p = psnr(out["rgb"].clamp(0, 1), gt)
-        save_png(self.run_dir / "previews" / f"step_{self.step:07d}.png", comparison_strip(gt, out["rgb"], out["depth"]))
+        save_png(self.run_dir / "previews" / f"step_{self.step:07d}.png", comparison_strip(gt, out["rgb"], out["depth"], out["opacity"]))
         return {"eval_psnr": p, "eval_view": self.scene.image_paths[view].name}
 
     def split_eval(self) -> dict:
