@@ -40,7 +40,8 @@ def main() -> None:
     ap.add_argument("--output", default="runs/bench-ngp-lego")
     ap.add_argument("--name", default="ngp_lego_cpu")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--max-test", type=int, default=None, help="evaluate only the first N test images")
+    ap.add_argument("--test-every", type=int, default=1, help="evaluate every k-th test image")
+    ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--set", action="append", default=[], help="method option key=value")
     a = ap.parse_args()
 
@@ -51,7 +52,8 @@ def main() -> None:
         data=DataConfig(path=a.data, downscale=a.downscale, background="white", train_background="random"),
         method="ngp", method_options=_parse_options(a.set),
         runtime=RuntimeConfig(max_time=a.minutes * 60, seed=0, device=a.device),
-        log=LogConfig(eval_every=0, eval_times=eval_at, checkpoint_every=0, progress=True),
+        log=LogConfig(eval_every=0, eval_times=eval_at, eval_stride=a.test_every, checkpoint_every=0,
+                      progress=not a.quiet),
         output=str(out),
     )
     if torch.cuda.is_available():
@@ -63,14 +65,14 @@ def main() -> None:
     steps_log = [r for r in log if "loss" in r]
     curve = [{"at_s": r["at_s"], "step": r["step"], "test_psnr": round(r["test_psnr"], 3),
               "test_ssim": round(r["test_ssim"], 4)} for r in log if "at_s" in r]
-    train_time = max(r["time"] for r in steps_log)
-    steps = max(r["step"] for r in steps_log)
+    warmup_s = next((r["warmup_s"] for r in log if "warmup_s" in r), None)
 
     t1 = time.perf_counter()
-    m = evaluate(out, split="test", device=a.device, max_images=a.max_test)
+    m = evaluate(out, split="test", device=a.device, every=a.test_every, progress=not a.quiet)
     eval_s = time.perf_counter() - t1
 
-    _, scene, model, _ = load_run(out, a.device)
+    _, scene, model, ck = load_run(out, a.device)
+    train_time, steps = float(ck["train_time"]), int(ck["step"])
     cam = scene_camera(scene, scene.split("test")[0])
     bg = torch.ones(3)
     render_image(model, cam, background=bg)  # warm-up (kernel build / compile)
@@ -89,9 +91,10 @@ def main() -> None:
                      f"white evaluation background, 100 train views, {a.minutes:g} min",
         "command": "python benchmarks/bench_ngp_lego.py " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in (("downscale", a.downscale), ("minutes", a.minutes),
-                                                           ("eval_at", a.eval_at), ("name", a.name))),
+                                                           ("eval_at", a.eval_at), ("test_every", a.test_every),
+                                                           ("name", a.name))),
         "machine": machine(), "method_options": _parse_options(a.set),
-        "train_seconds": round(train_time, 1), "wall_seconds_train": round(wall, 1), "steps": steps,
+        "train_seconds": round(train_time, 1), "warmup_seconds_not_counted": warmup_s, "wall_seconds_train": round(wall, 1), "steps": steps,
         "steps_per_s": round(steps / train_time, 2),
         "train_samples_per_s": round(sum(samples) * 10 / train_time) if samples else None,
         "psnr_curve": curve,

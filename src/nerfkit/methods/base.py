@@ -54,6 +54,9 @@ class Method(nn.Module):
         """Rays per training step."""
         return int(self.config.batch_rays)
 
+    def warmup(self) -> None:
+        """Build or compile kernels before training starts (not counted as training time)."""
+
     def before_step(self, step: int) -> None:
         """Called before each training step (e.g. occupancy-grid updates)."""
 

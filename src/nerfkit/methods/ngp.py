@@ -75,6 +75,17 @@ class NGP(Method):
     def batch_rays(self) -> int:
         return int(self.rays_per_step)
 
+    def warmup(self) -> None:
+        """Run the field once with and once without gradients (builds the C++ kernels or compiles on CUDA)."""
+        pts = torch.rand(4096, 3, device=self.aabb.device) * (self.aabb[1] - self.aabb[0]) + self.aabb[0]
+        dirs = torch.nn.functional.normalize(torch.randn_like(pts), dim=-1)
+        sigma, rgb = self.field(pts, dirs)
+        (sigma.sum() + rgb.sum()).backward()
+        self.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            self.field(pts, dirs)
+            self.field.density(pts)
+
     def before_step(self, step: int) -> None:
         c = self.config
         if step % c.grid_update_every == 0:

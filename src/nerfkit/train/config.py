@@ -47,7 +47,9 @@ class LogConfig:
     eval_every_s: float | None = None
     """Also evaluate whenever this many training seconds passed (for time-based curves)."""
     eval_times: list = field(default_factory=list)
-    """Training times (s) at which the whole test split is evaluated (logged as test_psnr/test_ssim)."""
+    """Training times (s) at which the test split is evaluated (logged as test_psnr/test_ssim)."""
+    eval_stride: int = 1
+    """Use every k-th test image for the evaluations at ``eval_times``."""
     checkpoint_every: int = 2000
     """Steps between checkpoints (a final one is always written)."""
     keep_checkpoints: int = 2

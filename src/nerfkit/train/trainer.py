@@ -140,7 +140,8 @@ class Trainer:
         """Mean PSNR/SSIM over the whole test split with the current model."""
         from .evaluate import evaluate_views
 
-        per = evaluate_views(self.model, self.scene, self.test_views, background_color(self.cfg.data.background, ()))
+        views = self.test_views[::max(1, self.cfg.log.eval_stride)]
+        per = evaluate_views(self.model, self.scene, views, background_color(self.cfg.data.background, ()))
         return {"test_psnr": sum(r["psnr"] for r in per) / len(per), "test_ssim": sum(r["ssim"] for r in per) / len(per),
                 "n_test": len(per)}
 
@@ -161,6 +162,9 @@ class Trainer:
         next_eval_t = (self.train_time + cfg.log.eval_every_s) if cfg.log.eval_every_s else math.inf
         recent = []  # (rays, seconds) of recent steps, for rays/s
         pending_times = sorted(t for t in cfg.log.eval_times if t > self.train_time)
+        t_warm = time.perf_counter()
+        self.model.warmup()  # kernel builds / compilation happen here, outside the training clock
+        log.write(json.dumps({"step": self.step, "warmup_s": round(time.perf_counter() - t_warm, 2)}) + "\n")
         try:
             while not self._done():
                 t0 = time.perf_counter()
