@@ -8,7 +8,7 @@ import pytest
 from nerfkit.cli.main import main
 from nerfkit.data.synthetic import generate_synthetic
 
-TINY = ["--set", "n_coarse=8", "--set", "n_fine=8", "--set", "width=32", "--set", "batch_rays=64",
+TINY = ["--method", "nerf", "--set", "n_coarse=8", "--set", "n_fine=8", "--set", "width=32", "--set", "batch_rays=64",
         "--set", "bf16=False"]
 
 
@@ -44,7 +44,7 @@ def test_resume_continues(tiny_run, tiny_scene):
 
 
 def test_train_refuses_to_overwrite(tiny_run, tiny_scene, capsys):
-    rc = main(["train", "--data", str(tiny_scene), "--output", str(tiny_run), "--max-steps", "1", "--quiet"])
+    rc = main(["train", "--data", str(tiny_scene), "--output", str(tiny_run), "--max-steps", "1", "--quiet", *TINY])
     assert rc == 2
     assert "--resume" in capsys.readouterr().err
 
@@ -76,7 +76,7 @@ def test_missing_data_exits_2(tmp_path, capsys):
 
 def test_unknown_method_option_exits_2(tiny_scene, tmp_path, capsys):
     rc = main(["train", "--data", str(tiny_scene), "--max-steps", "1", "--output", str(tmp_path / "r"),
-               "--set", "bogus=1"])
+               "--method", "nerf", "--set", "bogus=1"])
     assert rc == 2 and "bogus" in capsys.readouterr().err
 
 
