@@ -22,3 +22,11 @@ def shared_data() -> Path:
             pytest.fail(msg)
         pytest.skip(msg)
     return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_64(tmp_path_factory) -> Path:
+    """The built-in synthetic scene at 64x64 (100 train, 25 test views), generated once per session."""
+    from nerfkit.data.synthetic import generate_synthetic
+
+    return generate_synthetic(tmp_path_factory.mktemp("synthetic") / "s64", resolution=64)
