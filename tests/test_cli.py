@@ -83,3 +83,29 @@ def test_unknown_method_option_exits_2(tiny_scene, tmp_path, capsys):
 def test_eval_without_checkpoint_exits_2(tmp_path, capsys):
     assert main(["eval", str(tmp_path)]) == 2
     assert "config.json" in capsys.readouterr().err
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tiny_scene, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    run = tmp_path / "interrupted"
+    proc = subprocess.Popen([sys.executable, "-m", "nerfkit.cli.main", "train", "--data", str(tiny_scene),
+                             "--max-steps", "100000", "--output", str(run), "--quiet", *TINY],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = run / "metrics.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (log.is_file() and log.read_text().count("\n") >= 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    cks = list((run / "checkpoints").iterdir())
+    assert len(cks) == 1 and cks[0].suffix == ".pt"  # no temporary file left behind
+    ck = torch.load(cks[0], weights_only=True)
+    assert ck["step"] >= 10

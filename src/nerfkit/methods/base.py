@@ -86,5 +86,27 @@ class Method(nn.Module):
         for key, value in (overrides or {}).items():
             if key not in names:
                 raise ConfigError(f"method '{cls.name}' has no option '{key}'; options: {', '.join(sorted(names))}")
-            setattr(cfg, key, type(getattr(cfg, key))(value) if getattr(cfg, key) is not None else value)
+            setattr(cfg, key, _coerce(getattr(cfg, key), value, f"method '{cls.name}' option '{key}'"))
         return cfg
+
+
+def _coerce(default, value, where: str):
+    """``value`` converted to the type of ``default`` (bools accept true/false/1/0 strings)."""
+    if default is None:
+        return value
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no"):
+            return False
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    try:
+        out = type(default)(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected a {type(default).__name__}, got {value!r}") from None
+    if isinstance(default, int) and isinstance(value, float) and out != value:
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    return out
