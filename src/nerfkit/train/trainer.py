@@ -194,6 +194,7 @@ class Trainer:
                     mse_sum += float(losses.get("mse", losses["loss"]).detach()) * frac
                 if not finite:
                     self.skipped += 1  # never let a non-finite loss touch the weights
+                    bar.write(f"step {self.step}: non-finite loss, step skipped ({self.skipped} so far)")
                     self.optimizer.zero_grad(set_to_none=True)
                     if self.skipped > 100:
                         raise RunError(f"{self.run_dir}: {self.skipped} non-finite losses; the run diverged — "
@@ -211,7 +212,7 @@ class Trainer:
                 rays_s = sum(r for r, _ in recent) / max(1e-9, sum(t for _, t in recent))
                 rec = {"step": self.step, "time": round(self.train_time, 3), "loss": loss_sum,
                        "psnr": round(mse_to_psnr(mse_sum), 3), "lr": self.optimizer.param_groups[0]["lr"],
-                       "rays_per_s": round(rays_s, 1), **self.model.state_for_log()}
+                       "rays_per_s": round(rays_s, 1), "skipped_steps": self.skipped, **self.model.state_for_log()}
                 if self.step % 10 == 0 or self.step == 1:
                     log.write(json.dumps(rec) + "\n")
                     log.flush()
@@ -262,7 +263,9 @@ class Trainer:
         if rt.max_time is not None:
             eta.append(rt.max_time - self.train_time)
         e = max(0.0, min(eta)) if eta else 0.0
-        return f"loss {rec['loss']:.4f} psnr {rec['psnr']:.2f} {rays_s:,.0f} rays/s eta {int(e) // 60}:{int(e) % 60:02d}"
+        skipped = f" skipped {self.skipped}" if self.skipped else ""
+        return (f"loss {rec['loss']:.4f} psnr {rec['psnr']:.2f} {rays_s:,.0f} rays/s eta {int(e) // 60}:{int(e) % 60:02d}"
+                f"{skipped}")
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> Path:
