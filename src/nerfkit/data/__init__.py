@@ -1,10 +1,12 @@
 """Datasets: readers returning SceneData, the synthetic scene, ray batching."""
 
 from .blender import read_blender
+from .colmap_model import ColmapModel, read_colmap_model, write_colmap_text
 from .detect import READERS, detect_format, read_scene
 from .images import background_color, composite, load_image, read_image, save_png
 from .scene import SceneData
 from .synthetic import SyntheticScene, generate_synthetic
 
 __all__ = ["SceneData", "read_blender", "read_scene", "detect_format", "READERS", "load_image", "read_image",
-           "composite", "background_color", "save_png", "SyntheticScene", "generate_synthetic"]
+           "composite", "background_color", "save_png", "SyntheticScene", "generate_synthetic",
+           "ColmapModel", "read_colmap_model", "write_colmap_text"]
