@@ -318,3 +318,21 @@ def test_orbit_cameras_on_sphere_looking_at_centre():
     poses = orbit(5, 2.0, elevation_deg=-10.0, up=(0.0, 1.0, 1.0))
     torch.testing.assert_close(poses[:, :3, 3].norm(dim=-1), torch.full((5,), 2.0), atol=1e-5, rtol=0)
     torch.testing.assert_close(poses[:, :3, 2], -poses[:, :3, 3] / 2.0, atol=1e-6, rtol=0)
+
+
+def test_generate_rays_through_lens_distortion_reproject_to_pixel_centres():
+    from nerfkit.cameras import project
+
+    c2w = look_at(torch.tensor([3.0, -2.0, 1.0]), torch.zeros(3), torch.tensor([0.0, 0.0, 1.0]))
+    k = torch.tensor([60.0, 58.0, 33.0, 23.5])
+    dist = torch.tensor([0.0578421, -0.0805099, -0.000980296, 0.00015575])  # the instant-ngp fox lens
+    x, y = pixel_grid(64, 48)
+    o, d = generate_rays(c2w, k, x, y, dist, "opencv")
+    pts_world = o + 2.5 * d
+    w2c = torch.linalg.inv(c2w)
+    pts_cam = pts_world @ w2c[:3, :3].T + w2c[:3, 3]
+    uv = project(pts_cam, k, dist, "opencv")
+    torch.testing.assert_close(uv, torch.stack([x + 0.5, y + 0.5], -1).float(), atol=1e-3, rtol=0)
+    # the distorted ray differs from the pinhole one away from the centre
+    _, d0 = generate_rays(c2w, k, x, y)
+    assert float((d - d0).norm(dim=-1).max()) > 1e-3

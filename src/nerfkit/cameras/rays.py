@@ -30,14 +30,23 @@ def camera_directions(x: torch.Tensor, y: torch.Tensor, intrinsics: torch.Tensor
 
 
 def generate_rays(
-    c2w: torch.Tensor, intrinsics: torch.Tensor, x: torch.Tensor, y: torch.Tensor
+    c2w: torch.Tensor, intrinsics: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+    distortion: torch.Tensor | None = None, camera_model: str = "pinhole",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """World-space rays through pixels (x, y).
 
     ``c2w``: [4, 4] / [3, 4] or per-ray [N, 3|4, 4] (OpenCV axes); ``intrinsics``: [4] or [N, 4];
-    ``x, y``: [N]. Returns origins [N, 3] and unit directions [N, 3].
+    ``x, y``: [N]. With a lens ``camera_model`` other than "pinhole" and its ``distortion``
+    coefficients ([P] or [N, P]), the pixel is undistorted first, so the ray is the true one; pixels
+    the model cannot undistort get NaN directions. Returns origins [N, 3] and unit directions [N, 3].
     """
-    d_cam = camera_directions(x, y, intrinsics)  # [N, 3]
+    if camera_model != "pinhole" and distortion is not None and distortion.numel() > 0:
+        from .distortion import distorted_camera_directions
+
+        d_cam = distorted_camera_directions(x, y, intrinsics.to(torch.float32), distortion.to(torch.float32),
+                                            camera_model)
+    else:
+        d_cam = camera_directions(x, y, intrinsics)  # [N, 3]
     rot = c2w[..., :3, :3].to(torch.float32)
     d_world = (rot @ d_cam.unsqueeze(-1)).squeeze(-1) if rot.dim() == 3 else d_cam @ rot.T
     d_world = d_world / d_world.norm(dim=-1, keepdim=True)

@@ -40,6 +40,8 @@ class PixelBank:
         self.c2w = scene.c2w[self.views]
         self.intrinsics = scene.intrinsics[self.views]
         self.widths = sizes[:, 0]
+        self.camera_model = scene.camera_model
+        self.distortion = scene.distortion[self.views] if scene.distortion is not None else None
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -54,10 +56,20 @@ class PixelBank:
         local = idx - self.offsets[view]
         w = self.widths[view]
         x, y = local % w, local // w
-        origins, dirs = generate_rays(self.c2w[view], self.intrinsics[view], x, y)
+        dist = self.distortion[view] if self.distortion is not None else None
+        origins, dirs = generate_rays(self.c2w[view], self.intrinsics[view], x, y, dist, self.camera_model)
         return origins, dirs, self.pixels[idx]
 
     def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``n`` uniformly random pixels across all views (with replacement)."""
+        """``n`` uniformly random pixels across all views (with replacement).
+
+        Pixels whose ray the lens model cannot produce (outside its valid region) are dropped,
+        so a batch may hold slightly fewer than ``n`` rays.
+        """
         idx = torch.randint(0, len(self), (n,), generator=generator)
-        return self.rays(idx)
+        origins, dirs, pix = self.rays(idx)
+        if self.distortion is not None:
+            ok = torch.isfinite(dirs).all(-1)
+            if not bool(ok.all()):
+                origins, dirs, pix = origins[ok], dirs[ok], pix[ok]
+        return origins, dirs, pix

@@ -27,6 +27,10 @@ class SceneData:
       depth_paths: optional [V] ground-truth depth files (float32 .npy, z-depth along the optical axis,
         0 where the ray hits nothing), or None.
       has_alpha: images carry an alpha channel (transparent background, composited at batch time).
+      camera_model: lens model of every view, a name of ``nerfkit.cameras.DISTORTION_MODELS``
+        ("pinhole" when the images are undistorted).
+      distortion: [V, P] float32 distortion coefficients of ``camera_model`` (P may be 0).
+      mask_paths: optional [V] masks (non-zero = pixel may train), or None.
     """
 
     root: Path
@@ -44,6 +48,9 @@ class SceneData:
     downscale: float = 1.0
     depth_paths: list[Path | None] | None = None
     has_alpha: bool = False
+    camera_model: str = "pinhole"
+    distortion: torch.Tensor | None = None
+    mask_paths: list[Path | None] | None = None
 
     def __len__(self) -> int:
         return len(self.image_paths)

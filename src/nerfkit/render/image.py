@@ -11,12 +11,15 @@ from ..cameras import generate_rays, pixel_grid
 
 @dataclass
 class Camera:
-    """One pinhole camera: c2w [4, 4] (OpenCV axes), intrinsics [4] (fx, fy, cx, cy), size in pixels."""
+    """One camera: c2w [4, 4] (OpenCV axes), intrinsics [4] (fx, fy, cx, cy), size in pixels, and
+    optionally a lens model with its distortion coefficients [P] (see ``nerfkit.cameras.distortion``)."""
 
     c2w: torch.Tensor
     intrinsics: torch.Tensor
     width: int
     height: int
+    camera_model: str = "pinhole"
+    distortion: torch.Tensor | None = None
 
 
 @torch.no_grad()
@@ -36,12 +39,22 @@ def render_image(model, camera: Camera, chunk: int | None = None, background: to
     c2w = camera.c2w.to(device)
     k = camera.intrinsics.to(device)
     axis = c2w[:3, 2]  # optical axis in world space
+    dist = None if camera.distortion is None else camera.distortion.to(device)
     out = {"rgb": [], "depth": [], "opacity": []}
     try:
         for s in range(0, x.numel(), chunk):
-            o, d = generate_rays(c2w, k, x[s:s + chunk].to(device), y[s:s + chunk].to(device))
+            o, d = generate_rays(c2w, k, x[s:s + chunk].to(device), y[s:s + chunk].to(device), dist,
+                                 camera.camera_model)
+            bad = ~torch.isfinite(d).all(-1)  # pixels outside the lens model's valid region
+            if bool(bad.any()):
+                d = torch.where(bad[:, None], axis.expand_as(d), d)
             bg = None if background is None else background.to(device).expand(o.shape[0], 3)
             r = model.render_rays(o, d, bg)
+            if bool(bad.any()):  # show them as empty
+                r = {k_: v.clone() for k_, v in r.items()}
+                r["rgb"][bad] = bg[bad] if bg is not None else 0.0
+                r["opacity"][bad] = 0.0
+                r["depth"][bad] = 0.0
             out["rgb"].append(r["rgb"].float().cpu())
             out["depth"].append((r["depth"] * (d @ axis)).float().cpu())  # ray distance -> z-depth
             out["opacity"].append(r["opacity"].float().cpu())

@@ -50,8 +50,10 @@ def read_run_scene(cfg: TrainConfig) -> SceneData:
 
 
 def scene_camera(scene: SceneData, view: int) -> Camera:
+    """The camera of one view of a scene, lens distortion included."""
     w, h = (int(v) for v in scene.sizes[view])
-    return Camera(scene.c2w[view], scene.intrinsics[view], w, h)
+    dist = scene.distortion[view] if scene.distortion is not None else None
+    return Camera(scene.c2w[view], scene.intrinsics[view], w, h, scene.camera_model, dist)
 
 
 def load_run(run_dir: str | Path, device: str = "auto") -> tuple[TrainConfig, SceneData, Method, dict]:
