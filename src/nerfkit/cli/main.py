@@ -102,9 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a radiance field on a dataset")
     t.add_argument("--data", required=True, help="dataset folder (format auto-detected)")
-    t.add_argument("--format", "--data.format", dest="format", default=None, help="force the data format (blender)")
+    t.add_argument("--format", "--data.format", dest="format", default=None, help="force the data format (blender, transforms_json, llff, colmap)")
     t.add_argument("--method", default="ngp", help="method: ngp (Instant-NGP, default) or nerf (vanilla NeRF)")
-    t.add_argument("--downscale", type=float, default=1.0, help="reduce images by this factor (area filter)")
+    t.add_argument("--downscale", type=float, default=None,
+                   help="reduce images by this factor (area filter); default: the format's own (1, or LLFF's images_k)")
     t.add_argument("--max-steps", type=int, default=None, help="stop after N steps")
     t.add_argument("--max-time", default=None, help="stop after this much training time, e.g. 300, 90s, 5m")
     t.add_argument("--output", default=None, help="run directory (default: runs/<scene>-<method>-<time>)")

@@ -6,9 +6,13 @@ from pathlib import Path
 
 from ..errors import DataError
 from .blender import read_blender
+from .colmap import read_colmap
+from .llff import read_llff
+from .transforms_json import read_transforms_json
 from .scene import SceneData
 
-READERS = {"blender": read_blender}
+READERS = {"blender": read_blender, "transforms_json": read_transforms_json, "llff": read_llff,
+           "colmap": read_colmap}
 
 
 def detect_format(root: Path) -> str:
@@ -18,13 +22,22 @@ def detect_format(root: Path) -> str:
         raise DataError(f"{root}: dataset folder not found; check --data")
     if (root / "transforms_train.json").is_file():
         return "blender"
-    raise DataError(f"{root}: no known dataset format found (looked for transforms_train.json); "
+    if (root / "transforms.json").is_file():
+        return "transforms_json"
+    if (root / "poses_bounds.npy").is_file():
+        return "llff"
+    if (root / "images").is_dir() and any((d / n).is_file() for d in (root / "sparse", root / "sparse" / "0")
+                                          for n in ("cameras.bin", "cameras.txt")):
+        return "colmap"
+    raise DataError(f"{root}: no known dataset format found (looked for transforms_train.json, "
+                    "transforms.json, poses_bounds.npy, images/ + sparse/cameras.bin); "
                     f"supported formats: {', '.join(READERS)}")
 
 
 def read_scene(root: str | Path, format: str | None = None, **opts) -> SceneData:
     """Read a dataset, auto-detecting its format unless ``format`` is given."""
     fmt = format or detect_format(Path(root))
+    opts = {k: v for k, v in opts.items() if v is not None}  # None: the reader's own default
     if fmt not in READERS:
         raise DataError(f"unknown data format '{fmt}'; supported: {', '.join(READERS)}")
     return READERS[fmt](root, **opts)

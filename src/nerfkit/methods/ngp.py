@@ -64,9 +64,10 @@ class NGP(Method):
     def __init__(self, config: "NGP.Config", bounds: SceneBounds) -> None:
         super().__init__(config, bounds)
         c = config
-        self.field = NGPField(bounds.aabb, c.n_levels, c.n_features, c.log2_table_size, c.min_resolution,
-                              c.max_resolution, c.hidden)
         self.grid = OccupancyGrid(bounds.aabb, n_cascades=c.grid_cascades, resolution=c.grid_resolution)
+        # the hash grid spans the outermost cascade, so content beyond the inner box is representable
+        self.field = NGPField(self.grid.outer_aabb(), c.n_levels, c.n_features, c.log2_table_size, c.min_resolution,
+                              c.max_resolution, c.hidden)
         self.register_buffer("rays_per_step", torch.tensor(float(c.batch_rays)))
         self._last = {}
         self._lr_factor = 1.0

@@ -19,8 +19,9 @@ class DataConfig:
     """Dataset folder (format auto-detected)."""
     format: str | None = None
     """Force a data format instead of detecting it."""
-    downscale: float = 1.0
-    """Reduce images by this factor (area filter) when loading."""
+    downscale: float | None = None
+    """Reduce images by this factor (area filter) when loading (None: the format's default, 1 for most;
+    LLFF picks its smallest stored images_k folder)."""
     background: str = "white"
     """Background for evaluation and rendering of images with alpha: white or black."""
     train_background: str = "random"
