@@ -8,11 +8,12 @@ from ..errors import DataError
 from .blender import read_blender
 from .colmap import read_colmap
 from .llff import read_llff
+from .record3d import read_record3d
 from .transforms_json import read_transforms_json
 from .scene import SceneData
 
 READERS = {"blender": read_blender, "transforms_json": read_transforms_json, "llff": read_llff,
-           "colmap": read_colmap}
+           "colmap": read_colmap, "record3d": read_record3d}
 
 
 def detect_format(root: Path) -> str:
@@ -26,11 +27,13 @@ def detect_format(root: Path) -> str:
         return "transforms_json"
     if (root / "poses_bounds.npy").is_file():
         return "llff"
+    if (root / "metadata.json").is_file() and (root / "rgb").is_dir():
+        return "record3d"
     if (root / "images").is_dir() and any((d / n).is_file() for d in (root / "sparse", root / "sparse" / "0")
                                           for n in ("cameras.bin", "cameras.txt")):
         return "colmap"
     raise DataError(f"{root}: no known dataset format found (looked for transforms_train.json, "
-                    "transforms.json, poses_bounds.npy, images/ + sparse/cameras.bin); "
+                    "transforms.json, poses_bounds.npy, metadata.json + rgb/, images/ + sparse/cameras.bin); "
                     f"supported formats: {', '.join(READERS)}")
 
 

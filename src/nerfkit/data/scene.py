@@ -24,8 +24,9 @@ class SceneData:
         points in the scene frame map back with its inverse.
       scale: the uniform scale part of ``world_transform`` (1.0 when none was applied).
       downscale: factor the images were reduced by when loaded.
-      depth_paths: optional [V] ground-truth depth files (float32 .npy, z-depth along the optical axis,
-        0 where the ray hits nothing), or None.
+      depth_paths: optional [V] ground-truth depth files, z-depth along the optical axis in the file's
+        units (0 where the ray hits nothing): float32 .npy at image size (synthetic scene) or EXR at
+        the sensor's depth size (Record3D, metres); or None.
       has_alpha: images carry an alpha channel (transparent background, composited at batch time).
       camera_model: lens model of every view, a name of ``nerfkit.cameras.DISTORTION_MODELS``
         ("pinhole" when the images are undistorted).
