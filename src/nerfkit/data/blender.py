@@ -7,7 +7,6 @@ near=2 to far=6 as in the NeRF paper.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import warnings
@@ -17,6 +16,8 @@ import torch
 
 from ..cameras import check_rigid, focal_from_fov, opengl_to_opencv
 from ..errors import DataError, PoseError
+from .files import read_json_object
+from .images import image_header
 from .scene import SceneData
 
 SPLITS = ("train", "val", "test")
@@ -24,14 +25,8 @@ IMAGE_SUFFIXES = ("", ".png", ".PNG", ".jpg", ".jpeg", ".JPG")
 
 
 def _load_json(path: Path) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            meta = json.load(f)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: malformed JSON at line {e.lineno} column {e.colno} ({e.msg}); fix the file") from e
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror}); check the path and permissions") from e
-    if not isinstance(meta, dict) or not isinstance(meta.get("frames"), list):
+    meta = read_json_object(path, "an object with a 'frames' list (is this a Blender transforms file?)")
+    if not isinstance(meta.get("frames"), list):
         raise DataError(f"{path}: expected a JSON object with a 'frames' list; is this a Blender transforms file?")
     return meta
 
@@ -51,16 +46,6 @@ def resolve_image(root: Path, file_path: str, json_path: Path) -> Path | None:
         if cand.is_file():
             return cand
     return None
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except (UnidentifiedImageError, OSError) as e:
-        raise DataError(f"{path}: cannot decode image ({e}); re-export or remove this frame") from e
 
 
 def read_blender(root: str | Path, downscale: float = 1.0, splits=SPLITS) -> SceneData:
@@ -111,7 +96,7 @@ def read_blender(root: str | Path, downscale: float = 1.0, splits=SPLITS) -> Sce
             if mat.shape not in ((4, 4), (3, 4)):
                 raise DataError(f"{jpath}: frame #{k} transform_matrix has shape {tuple(mat.shape)}, expected 4x4")
             poses.append(check_rigid(mat, f"{jpath} frame #{k} ({frame['file_path']})"))
-            wh = _image_size(img)
+            wh = image_header(img)[:2]
             if size is None:
                 size, size_src = wh, img
             elif wh != size:

@@ -46,6 +46,20 @@ def read_image(path: Path) -> np.ndarray:
     return arr
 
 
+def image_header(path: Path) -> tuple[int, int, bool]:
+    """(width, height, has_alpha) of an image as loaded (EXIF orientation applied), from its header only."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if im.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF orientation with a 90-degree turn
+                w, h = h, w
+            return w, h, im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
+    except (UnidentifiedImageError, OSError) as e:
+        raise DataError(f"{path}: cannot decode image ({e}); re-export or remove this frame") from e
+
+
 def premultiply(rgba: np.ndarray) -> np.ndarray:
     """uint8 straight-alpha RGBA -> uint8 premultiplied RGBA."""
     a = rgba[..., 3:4].astype(np.float32) / 255.0

@@ -41,6 +41,7 @@ import torch
 
 from ..cameras import check_rigid
 from ..errors import DataError, PoseError
+from .images import image_header
 from .scene import SceneData
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
@@ -169,16 +170,6 @@ def _list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
 
 
-def _image_size(path: Path) -> tuple[int, int]:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except (UnidentifiedImageError, OSError) as e:
-        raise DataError(f"{path}: cannot decode image ({e}); re-export or remove this frame") from e
-
-
 def _load_poses_bounds(path: Path) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path}: not found; an LLFF scene needs poses_bounds.npy (run LLFF's imgs2poses.py)")
@@ -231,7 +222,7 @@ def read_llff(root: str | Path, downscale: float | None = None, holdout: int = 8
     c2w = check_rigid(llff_to_opencv(mats), f"{pb_path}").double()  # [V, 4, 4]
 
     # Image size from the file headers; hwf is at full resolution, so scale by actual / stored size.
-    sizes = [_image_size(p) for p in paths]
+    sizes = [image_header(p)[:2] for p in paths]
     w_img, h_img = sizes[0]
     for p, s in zip(paths, sizes):
         if s != (w_img, h_img):

@@ -42,7 +42,6 @@ the others ``"train"``; ``holdout=0`` keeps every view in ``"train"``.
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 import warnings
@@ -56,7 +55,8 @@ from ..cameras import check_rigid, opengl_to_opencv
 from ..cameras.normalize import normalize_scene
 from ..errors import DataError, PoseError
 from .scene import SceneData
-from .transforms_json import _image_header
+from .files import read_json_object
+from .images import image_header
 
 NEAR = 0.05
 AABB_HALF = 1.5
@@ -67,15 +67,7 @@ def _load_metadata(path: Path) -> dict:
     if not path.is_file():
         raise DataError(f"{path}: not found; a Record3D export folder holds metadata.json, rgb/ and depth/ "
                         "(is --data pointing at the EXR_RGBD folder?)")
-    try:
-        with open(path, encoding="utf-8") as f:
-            meta = json.load(f)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: malformed JSON at line {e.lineno} column {e.colno} ({e.msg}); fix the file") from e
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror}); check the path and permissions") from e
-    if not isinstance(meta, dict):
-        raise DataError(f"{path}: expected a JSON object; is this a Record3D metadata.json?")
+    meta = read_json_object(path, "a JSON object (is this a Record3D metadata.json?)")
     for key in ("w", "h", "K", "poses"):
         if key not in meta:
             raise DataError(f"{path}: missing '{key}'; re-export the capture from Record3D (EXR + JPG)")
@@ -205,7 +197,7 @@ def read_record3d(root: str | Path, downscale: float = 1.0, holdout: int = 8) ->
             raise DataError(f"{img}: frame {n} has no pose ({mpath} lists {len(poses)} poses, 0..{len(poses) - 1}); "
                             "remove the image or use the metadata.json of the same export")
         c2w.append(_pose(poses, n, mpath, img))
-        iw, ih, _ = _image_header(img)
+        iw, ih, _ = image_header(img)
         if abs(iw / ih - w / h) > 0.01 * w / h:
             raise DataError(f"{img}: image is {iw}x{ih} but {mpath} declares {w:g}x{h:g} (another aspect ratio); "
                             "rotated or cropped frames are not supported")

@@ -56,6 +56,7 @@ import torch
 from ..cameras import check_rigid, opengl_to_opencv
 from ..errors import DataError, PoseError
 from .blender import _load_json, resolve_image
+from .images import image_header
 from .scene import SceneData
 
 TARGET_DISTANCE = 4.0  # mean camera distance to the scene centre after normalisation
@@ -121,20 +122,6 @@ def _lens(cam: dict, where: str) -> tuple[str, list[float]]:
         raise DataError(f"{where}: k4 is set but the camera is not fisheye; set is_fisheye / camera_model "
                         "OPENCV_FISHEYE, or drop k4 (the opencv model takes k1 k2 p1 p2 [k3])")
     return "perspective", [_num(cam, k, where, 0.0) for k in ("k1", "k2", "p1", "p2", "k3")]
-
-
-def _image_header(path: Path) -> tuple[int, int, bool]:
-    """(width, height, has_alpha) of an image as loaded (EXIF orientation applied), from its header."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            if im.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF orientation with a 90-degree turn
-                w, h = h, w
-            return w, h, im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
-    except (UnidentifiedImageError, OSError) as e:
-        raise DataError(f"{path}: cannot decode image ({e}); re-export or remove this frame") from e
 
 
 def _pose(frame: dict, where: str) -> torch.Tensor:
@@ -253,7 +240,7 @@ def read_transforms_json(root: str | Path, downscale: float = 1.0, split=None, n
             continue
         pose = _pose(frame, where)
         cam = _camera(meta, frame)
-        iw, ih, alpha = _image_header(img)
+        iw, ih, alpha = image_header(img)
         w = _num(cam, "w", where, float(iw))
         h = _num(cam, "h", where, float(ih))
         if w <= 0 or h <= 0:

@@ -9,7 +9,6 @@ updated every 16 steps (decay 0.95, threshold as the paper, warm-up over all cel
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch

@@ -1,0 +1,22 @@
+"""Reading the small metadata files of datasets, with errors that name the file and the fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import DataError
+
+
+def read_json_object(path: Path, what: str = "a JSON object") -> dict:
+    """Parse a JSON file whose top level must be an object; ``what`` names what was expected."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: malformed JSON at line {e.lineno} column {e.colno} ({e.msg}); fix the file") from e
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror}); check the path and permissions") from e
+    if not isinstance(meta, dict):
+        raise DataError(f"{path}: expected {what} at the top level")
+    return meta
