@@ -42,7 +42,8 @@ def cmd_train(a) -> int:
         raise ConfigError("--resume needs --output RUN_DIR (the run to continue)")
     cfg = TrainConfig(
         data=DataConfig(path=str(Path(a.data).resolve()), format=a.format, downscale=a.downscale,
-                        background=a.background, train_background=a.train_background),
+                        background=a.background, train_background=a.train_background,
+                        depth_weight=a.depth_weight),
         method=a.method, method_options=_parse_options(a.set),
         runtime=RuntimeConfig(max_steps=a.max_steps, max_time=parse_duration(a.max_time), seed=a.seed,
                               device=a.device, threads=a.threads),
@@ -117,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="background for evaluation/rendering of images with alpha")
     t.add_argument("--train-background", default="random", choices=["random", "white", "black"],
                    help="background behind transparent training pixels (default random per ray)")
+    t.add_argument("--depth-weight", type=float, default=0.0,
+                   help="weight of an L1 depth loss on datasets with depth maps (synthetic, Record3D); 0 = off")
     t.add_argument("--eval-every", type=int, default=1000, help="steps between preview evaluations (0: never)")
     t.add_argument("--checkpoint-every", type=int, default=2000, help="steps between checkpoints")
     t.add_argument("--set", action="append", metavar="KEY=VALUE",

@@ -16,7 +16,7 @@ class PixelBank:
     Views may differ in size. ``offsets`` [V+1] are the first pixel index of each view.
     """
 
-    def __init__(self, scene: SceneData, views: list[int], progress=None) -> None:
+    def __init__(self, scene: SceneData, views: list[int], progress=None, with_depth: bool = False) -> None:
         self.scene = scene
         self.views = list(views)
         chunks = []
@@ -42,7 +42,22 @@ class PixelBank:
         self.widths = sizes[:, 0]
         self.camera_model = scene.camera_model
         self.distortion = scene.distortion[self.views] if scene.distortion is not None else None
+        # ground-truth z-depth per pixel [P] float32 (0 = none), in scene units
+        self.depth = self._load_depth(scene) if with_depth else None
 
+    def _load_depth(self, scene: SceneData) -> torch.Tensor:
+        from ..errors import DataError
+        from .depth import load_depth
+
+        if scene.depth_paths is None:
+            raise DataError(f"{scene.root}: depth supervision was asked for but this dataset has no depth maps; "
+                            "drop --depth-weight")
+        maps = []
+        for v in self.views:
+            w, h = (int(s) for s in scene.sizes[v])
+            p = scene.depth_paths[v]
+            maps.append(load_depth(p, w, h).reshape(-1) * scene.scale if p is not None else np.zeros(w * h, np.float32))
+        return torch.from_numpy(np.concatenate(maps))
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
@@ -60,8 +75,9 @@ class PixelBank:
         origins, dirs = generate_rays(self.c2w[view], self.intrinsics[view], x, y, dist, self.camera_model)
         return origins, dirs, self.pixels[idx]
 
-    def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``n`` uniformly random pixels across all views (with replacement).
+    def sample(self, n: int, generator: torch.Generator):
+        """``n`` uniformly random pixels across all views (with replacement): origins, dirs [N, 3],
+        pixels [N, C] and, when depth was loaded, the ground-truth distance along each ray [N] (0 = none).
 
         Pixels whose ray the lens model cannot produce (outside its valid region) are dropped,
         so a batch may hold slightly fewer than ``n`` rays.
@@ -71,5 +87,9 @@ class PixelBank:
         if self.distortion is not None:
             ok = torch.isfinite(dirs).all(-1)
             if not bool(ok.all()):
-                origins, dirs, pix = origins[ok], dirs[ok], pix[ok]
-        return origins, dirs, pix
+                origins, dirs, pix, idx = origins[ok], dirs[ok], pix[ok], idx[ok]
+        if self.depth is None:
+            return origins, dirs, pix
+        view = torch.searchsorted(self.offsets, idx, right=True) - 1
+        cos = (dirs * self.c2w[view][:, :3, 2]).sum(-1).clamp_min(1e-6)  # z-depth -> distance along the ray
+        return origins, dirs, pix, self.depth[idx] / cos

@@ -24,6 +24,8 @@ class DataConfig:
     LLFF picks its smallest stored images_k folder)."""
     background: str = "white"
     """Background for evaluation and rendering of images with alpha: white or black."""
+    depth_weight: float = 0.0
+    """Weight of an L1 loss between rendered and ground-truth depth (datasets with depth maps only)."""
     train_background: str = "random"
     """Background composited behind RGBA training pixels: random (per ray), white or black."""
 

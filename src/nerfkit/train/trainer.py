@@ -101,7 +101,7 @@ class Trainer:
             self._restore()
         save_config(cfg, self.run_dir / "config.json")
         prog = (lambda it, **kw: tqdm(it, leave=False, **kw)) if cfg.log.progress else None
-        self.bank = PixelBank(self.scene, self.train_views, progress=prog)
+        self.bank = PixelBank(self.scene, self.train_views, progress=prog, with_depth=cfg.data.depth_weight > 0)
 
     # --- checkpoints ---------------------------------------------------------------------------
     def _state(self) -> dict:
@@ -173,7 +173,10 @@ class Trainer:
                 self.model.before_step(self.step)
                 self.model.update_schedule(self.optimizer, self._progress())
                 n = self.model.batch_rays()
-                origins, dirs, pix = self.bank.sample(n, self.gen)
+                batch = self.bank.sample(n, self.gen)
+                origins, dirs, pix = batch[:3]
+                depth_t = batch[3].to(self.device) if len(batch) > 3 else None
+                n = origins.shape[0]
                 bg = background_color(train_bg, (n,), generator=self.gen)
                 target = composite(pix, bg).to(self.device)
                 origins, dirs, bg = origins.to(self.device), dirs.to(self.device), bg.to(self.device)
@@ -185,6 +188,10 @@ class Trainer:
                     sl = slice(s, min(n, s + micro))
                     out = self.model.render_rays(origins[sl], dirs[sl], bg[sl])
                     losses = self.model.loss(out, target[sl])
+                    if depth_t is not None:  # L1 on rays with ground truth, as a share of all rays
+                        has = (depth_t[sl] > 0).float()
+                        l1 = ((out["depth"] - depth_t[sl]).abs() * has).sum() / has.sum().clamp_min(1.0)
+                        losses["loss"] = losses["loss"] + cfg.data.depth_weight * l1
                     frac = (sl.stop - sl.start) / n
                     loss = losses["loss"] * frac
                     if not torch.isfinite(loss):
