@@ -84,6 +84,26 @@ def cmd_render(a) -> int:
     return 0
 
 
+def cmd_process(a) -> int:
+    from ..data import read_colmap_model, read_scene
+    from ..data.transforms_writer import write_transforms_json
+
+    if a.source not in ("colmap", "record3d"):
+        raise ConfigError(f"process {a.source}: only 'colmap' and 'record3d' are available in this version")
+    scene = read_scene(a.path, format=a.source, downscale=a.downscale)
+    points = colors = None
+    if a.source == "colmap":
+        from ..data.colmap import _model_folder
+
+        model = read_colmap_model(_model_folder(Path(a.path)))
+        points, colors = model.points.xyz, model.points.rgb
+    path = write_transforms_json(scene, a.output, points, colors, overwrite=a.overwrite)
+    print(f"{len(scene)} images, {scene.camera_model} lens -> {path}")
+    if points is not None:
+        print(f"{len(points)} sparse points -> {Path(a.output) / 'sparse_pc.ply'}")
+    return 0
+
+
 def cmd_demo(a) -> int:
     from .demo import run_demo
 
@@ -126,6 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="method option, e.g. --set n_fine=64 (repeatable; see the method's options in the README)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
+
+    pr = sub.add_parser("process", help="convert a capture to one canonical transforms.json + images/")
+    pr.add_argument("source", help="colmap (a workspace with images/ and sparse/) or record3d (an EXR+JPG export)")
+    pr.add_argument("path", help="the capture folder")
+    pr.add_argument("--output", required=True, help="folder to write (must not exist or be empty)")
+    pr.add_argument("--downscale", type=float, default=None, help="write images reduced by this factor")
+    pr.add_argument("--overwrite", action="store_true", help="replace a non-empty --output")
+    pr.set_defaults(func=cmd_process)
 
     e = sub.add_parser("eval", help="evaluate a run: RUN/eval/metrics.json and comparison pictures")
     e.add_argument("run", help="run directory")

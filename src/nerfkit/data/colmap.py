@@ -66,7 +66,7 @@ def read_colmap(root: str | Path, downscale: float = 1.0, holdout: int = 8, imag
         intr.append([fx * sx, fy * sy, cx * sx, cy * sy])
         sizes.append([out_w, out_h])
         dist.append([coeffs[k] for k in order])
-        c2w.append(torch.from_numpy(im.camera_to_world()))  # already OpenCV axes: no flip
+        c2w.append(torch.from_numpy(np.array(im.camera_to_world())))  # already OpenCV axes: no flip
         paths.append(path)
     if missing:
         warnings.warn(f"{img_dir}: {missing} registered images have no file and were skipped", stacklevel=2)
@@ -74,7 +74,7 @@ def read_colmap(root: str | Path, downscale: float = 1.0, holdout: int = 8, imag
         raise DataError(f"{img_dir}: none of the {len(model.images)} registered images exist; check the folder")
     if len(lenses) > 1:
         raise DataError(f"{root}: cameras mix lens models {sorted(lenses)}; undistort the images first")
-    pts = torch.from_numpy(np.asarray(model.points.xyz, dtype=np.float32)) if len(model.points) else None
+    pts = torch.from_numpy(np.array(model.points.xyz, dtype=np.float32))  # a copy: the parsed buffer is read-only if len(model.points) else None
     poses, transform, scale = normalize_scene(torch.stack(c2w).float(), pts)
     n = len(paths)
     test = list(range(0, n, holdout)) if holdout and n > 1 else []
