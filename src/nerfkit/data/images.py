@@ -36,7 +36,7 @@ def read_image(path: Path) -> np.ndarray:
                 return arr
             has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
             im = im.convert("RGBA" if has_alpha else "RGB")
-            arr = np.asarray(im, dtype=np.uint8)
+            arr = np.array(im, dtype=np.uint8)  # writable: torch.from_numpy needs it
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{path}: cannot decode image ({e}); re-export or remove this frame") from e
     if arr.ndim != 3 or arr.shape[0] < 2 or arr.shape[1] < 2:
