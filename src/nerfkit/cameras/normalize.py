@@ -15,16 +15,21 @@ import torch
 def axes_focus(c2w: torch.Tensor) -> torch.Tensor:
     """The point [3] closest (least squares) to the optical axes of cameras c2w [V, 4, 4] (OpenCV).
 
-    Falls back to the mean camera centre when the axes are near parallel (forward-facing captures).
+    Falls back to the mean camera centre when the axes are near parallel (forward-facing captures)
+    or the point lies behind most cameras (outward-looking captures).
     """
     c = c2w[:, :3, 3].double()
     z = torch.nn.functional.normalize(c2w[:, :3, 2].double(), dim=-1)
-    proj = torch.eye(3, dtype=torch.float64) - z[:, :, None] * z[:, None, :]  # [V, 3, 3]
+    proj = torch.eye(3, dtype=torch.float64) - z[:, :, None] * z[:, None, :]  # [V, 3, 3] removes the axis part
     a = proj.sum(0)
     b = (proj @ c[:, :, None]).sum(0).squeeze(-1)
-    if torch.linalg.cond(a) > 1e6:
+    eig = torch.linalg.eigvalsh(a)
+    if len(c) < 2 or eig[0] < 1e-3 * eig[-1]:
         return c.mean(0).float()
-    return torch.linalg.solve(a, b).float()
+    p = torch.linalg.solve(a, b)
+    if ((p - c) * z).sum(-1).gt(0).double().mean() < 0.5:
+        return c.mean(0).float()
+    return p.float()
 
 
 def similarity(center: torch.Tensor, scale: float) -> torch.Tensor:

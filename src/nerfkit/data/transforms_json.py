@@ -54,6 +54,7 @@ from pathlib import Path
 import torch
 
 from ..cameras import check_rigid, opengl_to_opencv
+from ..cameras.normalize import axes_focus
 from ..errors import DataError, PoseError
 from .blender import _load_json, resolve_image
 from .images import image_header
@@ -150,26 +151,6 @@ def _applied_transform(meta: dict, jpath: Path) -> torch.Tensor:
     if a.shape == (3, 4):
         a = torch.cat([a, torch.tensor([[0.0, 0.0, 0.0, 1.0]], dtype=torch.float64)])
     return a
-
-
-def scene_centre(c2w: torch.Tensor) -> torch.Tensor:
-    """The point closest (least squares) to every optical axis of ``c2w`` [V, 4, 4] (OpenCV axes). [3]
-
-    Falls back to the mean camera centre when the axes are near-parallel or the point lies behind
-    most cameras (outward-looking captures).
-    """
-    c = c2w[:, :3, 3]
-    z = torch.nn.functional.normalize(c2w[:, :3, 2], dim=-1)
-    proj = torch.eye(3, dtype=c2w.dtype) - z[:, :, None] * z[:, None, :]  # [V, 3, 3] removes the axis part
-    a = proj.sum(0)
-    b = (proj @ c[:, :, None]).sum(0)[:, 0]
-    eig = torch.linalg.eigvalsh(a)
-    if len(c) < 2 or eig[0] < 1e-3 * eig[-1]:
-        return c.mean(0)
-    p = torch.linalg.solve(a, b)
-    if ((p - c) * z).sum(-1).gt(0).float().mean() < 0.5:
-        return c.mean(0)
-    return p
 
 
 def _splits(meta: dict, jpath: Path, file_paths: list[str]) -> dict[str, list[int]]:
@@ -290,7 +271,7 @@ def read_transforms_json(root: str | Path, downscale: float = 1.0, split=None, n
 
     c2w_file = torch.stack(poses)  # [V, 4, 4] float64, OpenGL camera axes, file frame
     c2w = opengl_to_opencv(c2w_file)  # transforms.json uses OpenGL camera axes (y up, z backward)
-    centre = scene_centre(c2w)
+    centre = axes_focus(c2w).to(c2w.dtype)
     dist = (c2w[:, :3, 3] - centre).norm(dim=-1)
     s = TARGET_DISTANCE / float(dist.mean()) if float(dist.mean()) > 0 else 1.0
     aabb_scale = _num(meta, "aabb_scale", str(jpath), 1.0)
