@@ -36,14 +36,14 @@ def main() -> None:
     ap.add_argument("--test-every", type=int, default=1,
                     help="evaluate every k-th test image (vanilla NeRF renders a 200x200 frame in ~90 s on 2 cores)")
     a = ap.parse_args()
-    from nerfkit.cli.main import _parse_options
+    from nerfkit.cli.train import parse_options
 
     out = Path(a.output)
     shutil.rmtree(out, ignore_errors=True)
     cfg = TrainConfig(
         data=DataConfig(path=str(SHARED_DATA / "nerf_synthetic" / "lego"), downscale=4, background="white",
                         train_background="white"),
-        method="nerf", method_options=_parse_options(a.set),
+        method="nerf", method_options=parse_options(a.set),
         runtime=RuntimeConfig(max_time=a.minutes * 60, seed=0),
         log=LogConfig(eval_every=0, checkpoint_every=0, progress=True),
         output=str(out),

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from common import SHARED_DATA, machine, peak_rss_mib, write_result
-from nerfkit.cli.main import _parse_options
+from nerfkit.cli.train import parse_options
 from nerfkit.render import render_image
 from nerfkit.train.config import DataConfig, LogConfig, RuntimeConfig, TrainConfig
 from nerfkit.train.evaluate import evaluate
@@ -50,7 +50,7 @@ def main() -> None:
     eval_at = [float(x) for x in a.eval_at.split(",") if x]
     cfg = TrainConfig(
         data=DataConfig(path=a.data, downscale=a.downscale, background="white", train_background="random"),
-        method="ngp", method_options=_parse_options(a.set),
+        method="ngp", method_options=parse_options(a.set),
         runtime=RuntimeConfig(max_time=a.minutes * 60, seed=0, device=a.device),
         log=LogConfig(eval_every=0, eval_times=eval_at, eval_stride=a.test_every, checkpoint_every=0,
                       progress=not a.quiet),
@@ -93,7 +93,7 @@ def main() -> None:
             f"--{k.replace('_', '-')} {v}" for k, v in (("downscale", a.downscale), ("minutes", a.minutes),
                                                            ("eval_at", a.eval_at), ("test_every", a.test_every),
                                                            ("name", a.name))),
-        "machine": machine(), "method_options": _parse_options(a.set),
+        "machine": machine(), "method_options": parse_options(a.set),
         "train_seconds": round(train_time, 1), "warmup_seconds_not_counted": warmup_s, "wall_seconds_train": round(wall, 1), "steps": steps,
         "steps_per_s": round(steps / train_time, 2),
         "train_samples_per_s": round(sum(samples) * 10 / train_time) if samples else None,

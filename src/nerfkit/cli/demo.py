@@ -60,3 +60,16 @@ def run_demo(output: Path, quiet: bool = False, resolution: int | None = None) -
     print(f"video:        {video['video']}")
     print(f"depth video:  {video['video_depth']}")
     return {"metrics": metrics, "run": str(run_dir), "video": video, "seconds": total}
+
+
+def cmd_demo(a) -> int:
+    run_demo(Path(a.output), quiet=a.quiet, resolution=a.resolution)
+    return 0
+
+
+def register(sub) -> None:
+    d = sub.add_parser("demo", help="generate the built-in scene, train, evaluate and render it (< 3 min on a CPU)")
+    d.add_argument("--output", default="nerfkit-demo", help="folder for the scene and the run (default: nerfkit-demo)")
+    d.add_argument("--resolution", type=int, default=None, help="override the demo's image size in pixels")
+    d.add_argument("--quiet", action="store_true", help="no progress bars")
+    d.set_defaults(func=cmd_demo)

@@ -1,0 +1,1 @@
+"""Things a trained scene is turned into: snapshots, meshes, point clouds."""
