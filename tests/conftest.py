@@ -30,3 +30,21 @@ def synthetic_64(tmp_path_factory) -> Path:
     from nerfkit.data.synthetic import generate_synthetic
 
     return generate_synthetic(tmp_path_factory.mktemp("synthetic") / "s64", resolution=64)
+
+
+@pytest.fixture(scope="session")
+def trained_ngp(synthetic_64, tmp_path_factory) -> Path:
+    """A run directory: Instant-NGP trained 600 steps (~45 s on 2 cores) on ``synthetic_64``.
+
+    Shared by the learning floor, export, render, snapshot, eval and viewer tests. Do not modify it
+    in place: copy it first (``shutil.copytree``) when a test writes into the run.
+    """
+    from nerfkit.train.config import DataConfig, LogConfig, RuntimeConfig, TrainConfig
+    from nerfkit.train.trainer import train
+
+    cfg = TrainConfig(data=DataConfig(path=str(synthetic_64)), method="ngp",
+                      method_options={"max_resolution": 512},
+                      runtime=RuntimeConfig(seed=0, max_steps=600),
+                      log=LogConfig(eval_every=0, checkpoint_every=0, progress=False),
+                      output=str(tmp_path_factory.mktemp("trained") / "ngp64"))
+    return Path(train(cfg))

@@ -81,7 +81,7 @@ def test_non_finite_loss_is_skipped_and_counted(synthetic_64, tmp_path):
 
 
 @pytest.mark.slow
-def test_ngp_learns_synthetic_scene(synthetic_64, tmp_path):
+def test_ngp_learns_synthetic_scene(trained_ngp, tmp_path):
     """PSNR floor on the 25 synthetic test views at 64x64 after 600 steps.
 
     Measured on the 2-core CPU (seed 0): 25.5 dB in 46 s. The floor sits 1.5 dB below it, far above
@@ -89,7 +89,6 @@ def test_ngp_learns_synthetic_scene(synthetic_64, tmp_path):
     mean training image 12.6 dB; the colourless model of an early bug scored ~20 dB), with room for
     platform and thread-count variation.
     """
-    run = train(_cfg(synthetic_64, tmp_path / "learn", max_steps=600, options={"max_resolution": 512}))
-    m = evaluate(run, progress=False)
+    m = evaluate(trained_ngp, progress=False, output=tmp_path / "eval")
     assert m["n_images"] == 25
     assert m["psnr"] > 24.0, m["psnr"]
