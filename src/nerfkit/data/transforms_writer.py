@@ -64,10 +64,7 @@ def write_transforms_json(scene: SceneData, out_dir: str | Path, points: np.ndar
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "images").mkdir(parents=True)
     try:
-        inv = torch.linalg.inv(scene.world_transform.double()).float()
-        c2w = opencv_to_opengl(apply_to_poses(inv, scene.c2w.float()))  # original frame, OpenGL axes
-        model, names = _LENS[scene.camera_model]
-        frames, used = [], set()
+        files, used = [], set()
         for v, src in enumerate(scene.image_paths):
             name = src.name if scene.downscale == 1 else src.stem + ".png"
             if name in used:
@@ -77,26 +74,48 @@ def write_transforms_json(scene: SceneData, out_dir: str | Path, points: np.ndar
                 shutil.copy2(src, tmp / "images" / name)
             else:
                 save_png(tmp / "images" / name, load_image(src, scene.downscale))
-            fx, fy, cx, cy = (float(x) for x in scene.intrinsics[v])
-            w, h = (int(x) for x in scene.sizes[v])
-            frame = {"file_path": f"images/{name}", "transform_matrix": c2w[v].tolist(),
-                     "fl_x": fx, "fl_y": fy, "cx": cx, "cy": cy, "w": w, "h": h}
-            coeffs = scene.distortion[v].tolist() if scene.distortion is not None else []
-            frame.update({k: float(c) for k, c in zip(names, coeffs)})
-            frames.append(frame)
-        meta = {"camera_model": model, "frames": frames}
-        if model == "OPENCV_FISHEYE":
-            meta["is_fisheye"] = True
-        for split in ("train", "val", "test"):
-            if scene.splits.get(split):
-                meta[f"{split}_filenames"] = [frames[i]["file_path"] for i in scene.splits[split]]
-        if points is not None and len(points):
-            write_ply(tmp / "sparse_pc.ply", np.asarray(points, dtype=np.float64), point_colors)
-            meta["ply_file_path"] = "sparse_pc.ply"
-        (tmp / "transforms.json").write_text(json.dumps(meta, indent=2) + "\n")
+            files.append(f"images/{name}")
+        write_transforms_file(scene, tmp, files, points, point_colors)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out / "transforms.json"
+
+
+def transforms_meta(scene: SceneData, file_paths: list[str]) -> dict:
+    """The canonical transforms.json dictionary of ``scene``, its views named by ``file_paths``."""
+    if scene.camera_model not in _LENS:
+        raise DataError(f"{scene.root}: lens model {scene.camera_model} cannot be written to transforms.json")
+    inv = torch.linalg.inv(scene.world_transform.double()).float()
+    c2w = opencv_to_opengl(apply_to_poses(inv, scene.c2w.float()))  # original frame, OpenGL axes
+    model, names = _LENS[scene.camera_model]
+    frames = []
+    for v, name in enumerate(file_paths):
+        fx, fy, cx, cy = (float(x) for x in scene.intrinsics[v])
+        w, h = (int(x) for x in scene.sizes[v])
+        frame = {"file_path": name, "transform_matrix": c2w[v].tolist(),
+                 "fl_x": fx, "fl_y": fy, "cx": cx, "cy": cy, "w": w, "h": h}
+        coeffs = scene.distortion[v].tolist() if scene.distortion is not None else []
+        frame.update({k: float(c) for k, c in zip(names, coeffs)})
+        frames.append(frame)
+    meta = {"camera_model": model, "frames": frames}
+    if model == "OPENCV_FISHEYE":
+        meta["is_fisheye"] = True
+    for split in ("train", "val", "test"):
+        if scene.splits.get(split):
+            meta[f"{split}_filenames"] = [frames[i]["file_path"] for i in scene.splits[split]]
+    return meta
+
+
+def write_transforms_file(scene: SceneData, folder: Path, file_paths: list[str], points: np.ndarray | None = None,
+                          point_colors: np.ndarray | None = None) -> Path:
+    """Write ``folder/transforms.json`` (+ ``sparse_pc.ply``) for images already in ``folder``."""
+    folder = Path(folder)
+    meta = transforms_meta(scene, file_paths)
+    if points is not None and len(points):
+        write_ply(folder / "sparse_pc.ply", np.asarray(points, dtype=np.float64), point_colors)
+        meta["ply_file_path"] = "sparse_pc.ply"
+    (folder / "transforms.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return folder / "transforms.json"
