@@ -197,13 +197,38 @@ def test_file_path_without_extension(tmp_path):
     assert [p.name for p in s.image_paths] == ["000.jpg", "001.jpg", "002.jpg", "003.jpg"]
 
 
-def test_no_transforms_json_lists_found(tmp_path):
-    root = _scene(tmp_path)
-    (root / "transforms.json").rename(root / "transforms_a.json")
-    (root / "transforms_b.json").write_text("{}")
-    with pytest.raises(DataError, match="transforms_a.json, transforms_b.json"):
+def test_several_json_files_in_one_folder(tmp_path):
+    """instant-ngp reads every transforms*.json of a folder: one scene; each file keeps its own camera."""
+    from nerfkit.data import read_scene
+
+    root = _scene(tmp_path, n=6)
+    meta = json.loads((root / "transforms.json").read_text())
+    (root / "transforms.json").unlink()
+    a = {"fl_x": 10.0, "frames": meta["frames"][:4]}
+    b = {"camera_angle_x": 1.0, "aabb_scale": 4, "frames": meta["frames"][4:]}
+    (root / "transforms_a.json").write_text(json.dumps(a))
+    (root / "transforms_b.json").write_text(json.dumps(b))
+    s = read_scene(root)
+    assert s.format == "transforms_json" and len(s) == 6
+    assert s.intrinsics[0, 0].item() == pytest.approx(10.0)
+    assert s.intrinsics[5, 0].item() == pytest.approx(0.5 * 8 / math.tan(0.5))  # file b's camera_angle_x
+    assert s.splits == {"train": [1, 2, 3, 4, 5], "test": [0]}  # no split files: every 8th held out
+    torch.testing.assert_close(s.aabb, torch.tensor([[-6.0] * 3, [6.0] * 3]))
+    # files named after splits give the splits
+    (root / "transforms_a.json").rename(root / "transforms_train.json")
+    (root / "transforms_b.json").rename(root / "transforms_test.json")
+    s = read_transforms_json(root)
+    assert s.splits == {"train": [2, 3, 4, 5], "test": [0, 1]}  # files in name order: test, train
+    assert len(read_transforms_json(root / "transforms_test.json")) == 2  # a .json file is accepted as root
+    (root / "transforms_test.json").write_text(json.dumps({**b, "applied_transform": [[1, 0, 0, 1], [0, 1, 0, 0],
+                                                                                       [0, 0, 1, 0]]}))
+    with pytest.raises(DataError, match="applied_transform differs"):
         read_transforms_json(root)
-    assert len(read_transforms_json(root / "transforms_a.json")) == 4  # a .json file is accepted as root
+
+
+def test_no_transforms_json_at_all(tmp_path):
+    with pytest.raises(DataError, match="no transforms"):
+        read_transforms_json(tmp_path)
 
 
 def test_mixed_lens_and_unknown_model_rejected(tmp_path):

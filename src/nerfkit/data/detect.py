@@ -25,6 +25,8 @@ def detect_format(root: Path) -> str:
         return "blender"
     if (root / "transforms.json").is_file():
         return "transforms_json"
+    if any(root.glob("transforms*.json")):  # several instant-ngp files, read as one scene
+        return "transforms_json"
     if (root / "poses_bounds.npy").is_file():
         return "llff"
     if (root / "metadata.json").is_file() and (root / "rgb").is_dir():

@@ -17,6 +17,9 @@ top level (shared by all frames) or in a frame (that frame's override):
   ``camera_model`` ``"PINHOLE"``/``"OPENCV"`` follow the coefficients like instant-ngp. One model
   holds for the whole scene (views without coefficients get zeros); mixing fisheye and perspective
   views is an error.
+- several files: a folder without ``transforms.json`` but with ``transforms*.json`` files (as
+  instant-ngp loads them) is read as one scene; each file's own camera keys stay with its frames
+  and files named ``transforms_train/val/test.json`` give the splits.
 - nerfstudio ``mask_path`` -> ``SceneData.mask_paths``; ``sharpness``, instant-ngp ``scale``/``offset``
   and depth files are ignored.
 
@@ -180,6 +183,39 @@ def _splits(meta: dict, jpath: Path, file_paths: list[str]) -> dict[str, list[in
     return splits
 
 
+def _merge_files(paths: list[Path], root: Path) -> dict:
+    """Several ``transforms*.json`` of one folder (instant-ngp loads them all) -> one meta dict.
+
+    Each file's shared camera keys are copied into its frames (as per-frame overrides), so files may
+    describe different cameras. Files named ``transforms_train/val/test.json`` give the splits;
+    ``aabb_scale`` is the largest of the files'; every file must agree on ``applied_transform``.
+    """
+    frames, lists, aabb, applied = [], {}, None, None
+    for path in paths:
+        meta = _load_json(path)
+        for frame in meta["frames"]:
+            if not isinstance(frame, dict):
+                raise DataError(f"{path}: every entry of 'frames' must be an object")
+            frames.append({**frame, **_camera(meta, frame)})
+        name = path.stem.removeprefix("transforms").lstrip("_")
+        if name in ("train", "val", "test"):
+            lists.setdefault(f"{name}_filenames", []).extend(
+                str(f.get("file_path")) for f in meta["frames"])
+        if "aabb_scale" in meta:
+            aabb = max(aabb or 0, _num(meta, "aabb_scale", str(path), 1.0))
+        here = meta.get("applied_transform")
+        if applied is not None and here != applied[1]:
+            raise DataError(f"{path}: its applied_transform differs from {applied[0].name}'s; the files describe "
+                            "different frames - keep one of them or re-export them together")
+        applied = applied or (path, here)
+    merged = {"frames": frames, **lists}
+    if aabb is not None:
+        merged["aabb_scale"] = aabb
+    if applied[1] is not None:
+        merged["applied_transform"] = applied[1]
+    return merged
+
+
 def read_transforms_json(root: str | Path, downscale: float = 1.0, split=None, normalize: bool = True) -> SceneData:
     """Read an instant-ngp / nerfstudio ``transforms.json`` scene (see the module docstring).
 
@@ -200,12 +236,12 @@ def read_transforms_json(root: str | Path, downscale: float = 1.0, split=None, n
         if not root.is_dir():
             raise DataError(f"{root}: dataset folder not found; check --data")
         if not jpath.is_file():
-            found = sorted(p.name for p in root.glob("transforms*.json"))
-            hint = (f"found {', '.join(found)}: pass one of them as the data path "
-                    "(or use format 'blender' for transforms_train/val/test.json)") if found else \
-                "no transforms*.json found (is --data pointing at the scene folder?)"
-            raise DataError(f"{jpath}: not found; {hint}")
-    meta = _load_json(jpath)
+            found = sorted(root.glob("transforms*.json"))
+            if not found:
+                raise DataError(f"{jpath}: not found; no transforms*.json found (is --data pointing at the scene "
+                                "folder?)")
+            jpath = root / "transforms*.json"  # names the set in messages
+    meta = _merge_files(found, root) if not jpath.is_file() else _load_json(jpath)
     a = _applied_transform(meta, jpath)
 
     paths, masks, poses, intr, sizes, lenses, file_paths = [], [], [], [], [], [], []
