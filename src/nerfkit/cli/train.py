@@ -49,10 +49,33 @@ def cmd_train(a) -> int:
         output=a.output or default_run_dir(a.data, a.method),
     )
     METHODS[a.method].make_config(cfg.method_options)  # fail fast on unknown options
-    run = train(cfg, resume=a.resume)
+    run = train_with_viewer(cfg, a) if a.viewer else train(cfg, resume=a.resume)
     print(f"run directory: {run}")
     print(f"  config: {run / 'config.json'}\n  metrics log: {run / 'metrics.jsonl'}\n  checkpoints: {run / 'checkpoints'}")
     return 0
+
+
+def train_with_viewer(cfg, a) -> Path:
+    """Train with the web viewer beside it; after training the viewer keeps serving until Ctrl+C."""
+    from ..train.trainer import Trainer, _merge_resume
+    from ..viewer.app import serve_forever, start_training_viewer
+    from .view import viewer_options
+
+    if a.resume:
+        cfg = _merge_resume(cfg)
+    trainer = Trainer(cfg, resume=a.resume)
+    viewer, link = start_training_viewer(trainer, viewer_options(a))
+    print(f"viewer: {viewer.url}", flush=True)
+    trainer.callbacks.append(link)
+    try:
+        run = trainer.train()
+    except BaseException:
+        viewer.stop()
+        raise
+    link.finished(trainer.model)
+    print(f"run directory: {run}")
+    serve_forever(viewer, "training finished; the viewer shows the final model")
+    return run
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -81,4 +104,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="method option, e.g. --set n_fine=64 (repeatable; see the method's options in the README)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--viewer", action="store_true",
+                   help="serve the web viewer while training (see 'nerfkit view'); it stays up after training until Ctrl+C")
+    from .view import add_viewer_flags
+
+    add_viewer_flags(t)
     t.set_defaults(func=cmd_train)

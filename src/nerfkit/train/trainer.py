@@ -6,6 +6,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Callable, Sequence
 
 import torch
 from tqdm import tqdm
@@ -41,7 +42,9 @@ def build_model(cfg: TrainConfig, scene: SceneData) -> Method:
     if cfg.method not in METHODS:
         raise ConfigError(f"unknown method '{cfg.method}'; available: {', '.join(METHODS)}")
     klass = METHODS[cfg.method]
-    return klass(klass.make_config(cfg.method_options), SceneBounds(scene.aabb, scene.near, scene.far))
+    extent = float((scene.c2w[:, :3, 3] - scene.aabb.mean(0)).norm(dim=-1).max())
+    bounds = SceneBounds(scene.aabb, scene.near, scene.far, unbounded=not scene.has_alpha, camera_extent=extent)
+    return klass(klass.make_config(cfg.method_options), bounds)
 
 
 def read_run_scene(cfg: TrainConfig) -> SceneData:
@@ -72,8 +75,11 @@ def load_run(run_dir: str | Path, device: str = "auto") -> tuple[TrainConfig, Sc
 class Trainer:
     """Runs one training job described by a :class:`TrainConfig` in ``cfg.output``."""
 
-    def __init__(self, cfg: TrainConfig, resume: bool = False) -> None:
+    def __init__(self, cfg: TrainConfig, resume: bool = False, callbacks: Sequence[Callable] = ()) -> None:
         self.cfg = cfg
+        # called as cb(trainer, record) after every step, outside the training clock (the viewer's hook;
+        # a callback may block, e.g. to pause training)
+        self.callbacks = list(callbacks)
         self.run_dir = Path(cfg.output)
         if resume:
             if not (self.run_dir / "config.json").is_file():
@@ -226,6 +232,8 @@ class Trainer:
                     log.flush()
                 bar.update(1)
                 bar.set_postfix_str(self._postfix(rec, rays_s), refresh=False)
+                for cb in self.callbacks:
+                    cb(self, rec)
                 want_eval = (cfg.log.eval_every and self.step % cfg.log.eval_every == 0) or self.train_time >= next_eval_t
                 if want_eval:
                     ev = self.quick_eval()
@@ -276,11 +284,11 @@ class Trainer:
                 f"{skipped}")
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> Path:
-    """Train a run; returns its directory."""
+def train(cfg: TrainConfig, resume: bool = False, callbacks: Sequence[Callable] = ()) -> Path:
+    """Train a run; returns its directory. ``callbacks``: see :class:`Trainer`."""
     if resume:
         cfg = _merge_resume(cfg)
-    return Trainer(cfg, resume=resume).train()
+    return Trainer(cfg, resume=resume, callbacks=callbacks).train()
 
 
 def _merge_resume(cfg: TrainConfig) -> TrainConfig:

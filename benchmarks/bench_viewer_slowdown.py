@@ -1,0 +1,116 @@
+"""How much a connected viewer slows training: training steps/s with and without a browser client.
+
+Trains Instant-NGP on the built-in synthetic scene (64 px) for ``--seconds`` of training time twice,
+alternating the order over ``--repeats`` rounds: once with no viewer, once with ``--viewer`` and one
+headless Chromium tab (Debian's chromium via Playwright) whose camera is moved every 0.25 s (an
+orbit: the worst case, a user dragging all the time), at the viewer's default time share.
+Reports steps per second of wall time during the training loop, and the slowdown
+1 - rate_with / rate_without. Writes ``benchmarks/results/viewer_slowdown.json``.
+
+Usage: ``python benchmarks/bench_viewer_slowdown.py [--seconds 20] [--repeats 2] [--share 0.25]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, write_result  # noqa: E402
+
+from nerfkit.data.synthetic import generate_synthetic  # noqa: E402
+from nerfkit.train.config import DataConfig, LogConfig, RuntimeConfig, TrainConfig  # noqa: E402
+from nerfkit.train.trainer import Trainer  # noqa: E402
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def run_once(data: Path, work: Path, seconds: float, with_viewer: bool, share: float, max_res: int) -> dict:
+    cfg = TrainConfig(data=DataConfig(path=str(data)), method="ngp", runtime=RuntimeConfig(max_time=seconds, seed=0),
+                      log=LogConfig(eval_every=0, checkpoint_every=0, progress=False),
+                      output=str(work / f"run_{'viewer' if with_viewer else 'plain'}_{time.time_ns()}"))
+    trainer = Trainer(cfg)
+    stop = threading.Event()
+    viewer = browser_thread = None
+    frames = 0
+    if with_viewer:
+        from nerfkit.viewer.app import start_training_viewer
+        from nerfkit.viewer.server import ViewerOptions
+
+        viewer, link = start_training_viewer(trainer, ViewerOptions(port=0, share=share, max_res=max_res,
+                                                                    output_dir=work / "views", thumbnails=False))
+        trainer.callbacks.append(link)
+        ready = threading.Event()
+
+        def browse():
+            from playwright.sync_api import sync_playwright
+
+            with sync_playwright() as p:
+                b = p.chromium.launch(executable_path=shutil.which("chromium"), args=ARGS)
+                page = b.new_page(viewport={"width": 640, "height": 480})
+                page.goto(viewer.url)
+                page.wait_for_selector("canvas", timeout=120_000)
+                while not viewer.loops:
+                    time.sleep(0.05)
+                ready.set()
+                k = 0
+                while not stop.is_set():  # orbit the camera: a new view every 0.25 s
+                    for client in list(viewer.server.get_clients().values()):
+                        a = 0.3 * k
+                        client.camera.position = (3 * math.cos(a), 3 * math.sin(a), 1.5)
+                        client.camera.look_at = (0.0, 0.0, 0.0)
+                    k += 1
+                    stop.wait(0.25)
+                b.close()
+
+        browser_thread = threading.Thread(target=browse, daemon=True)
+        browser_thread.start()
+        ready.wait(180)
+    t0 = time.perf_counter()
+    trainer.train()
+    wall = time.perf_counter() - t0
+    if with_viewer:
+        stop.set()
+        browser_thread.join(30)
+        frames = sum(loop.frames for loop in viewer.loops.values())
+        viewer.stop()
+    return {"viewer": with_viewer, "steps": trainer.step, "train_time_s": round(trainer.train_time, 2),
+            "wall_s": round(wall, 2), "steps_per_s": round(trainer.step / wall, 3), "viewer_frames": frames}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=20.0, help="training time per run")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--share", type=float, default=0.25, help="the viewer's render time share")
+    ap.add_argument("--max-res", type=int, default=256, help="viewer's refined frame size")
+    a = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench_viewer_"))
+    try:
+        data = generate_synthetic(work / "s64", resolution=64)
+        runs = []
+        for r in range(a.repeats):
+            for with_viewer in ((False, True) if r % 2 == 0 else (True, False)):
+                res = run_once(data, work, a.seconds, with_viewer, a.share, a.max_res)
+                print(res, flush=True)
+                runs.append(res)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    plain = sum(r["steps"] for r in runs if not r["viewer"]) / sum(r["wall_s"] for r in runs if not r["viewer"])
+    view = sum(r["steps"] for r in runs if r["viewer"]) / sum(r["wall_s"] for r in runs if r["viewer"])
+    out = {"machine": machine(), "seconds": a.seconds, "share": a.share, "max_res": a.max_res, "runs": runs,
+           "steps_per_s_without": round(plain, 3), "steps_per_s_with_client": round(view, 3),
+           "slowdown": round(1.0 - view / plain, 4)}
+    print(f"steps/s without viewer {plain:.2f}, with one moving client {view:.2f}: slowdown {100 * out['slowdown']:.1f} %")
+    write_result("viewer_slowdown", out)
+
+
+if __name__ == "__main__":
+    main()
