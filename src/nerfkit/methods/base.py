@@ -18,6 +18,10 @@ class SceneBounds:
     aabb: torch.Tensor  # [2, 3]
     near: float
     far: float
+    unbounded: bool = False
+    """the photos have a background beyond the box (real captures; not images with alpha)"""
+    camera_extent: float = 0.0
+    """largest distance of a camera centre from the box centre"""
 
 
 class Method(nn.Module):
@@ -65,6 +69,24 @@ class Method(nn.Module):
 
     def update_schedule(self, optimizer, progress: float) -> None:
         """Called before each step with the fraction of the budget used (0 -> 1), for budget-aware schedules."""
+
+    # --- field queries (mesh and point-cloud export) ------------------------------------------
+    def density(self, points: torch.Tensor) -> torch.Tensor:
+        """Density [P] of the scene at world points [P, 3] (the field ``render_rays`` uses).
+
+        The default asks ``self.field``; methods with another layout override it.
+        """
+        field = getattr(self, "field", None)
+        if field is None:  # pragma: no cover - every registered method has a field or overrides this
+            raise NotImplementedError(f"method '{self.name}' does not expose its density")
+        return field.density(points)
+
+    def query_color(self, points: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
+        """Colour [P, 3] emitted at world points [P, 3] towards unit view directions ``dirs`` [P, 3]."""
+        field = getattr(self, "field", None)
+        if field is None:  # pragma: no cover
+            raise NotImplementedError(f"method '{self.name}' does not expose its colour")
+        return field(points, dirs)[1]
 
     def state_for_log(self) -> dict:
         """Extra numbers for the metrics log."""

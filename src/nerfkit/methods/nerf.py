@@ -75,6 +75,18 @@ class NeRF(Method):
         out_f = self._eval_field(self.fine, origins, dirs, t_all, d_all, far, background)
         return {"rgb": out_f["rgb"], "depth": out_f["depth"], "opacity": out_f["opacity"], "rgb_coarse": out_c["rgb"]}
 
+    def _query(self, points, dirs):
+        field = self.fine if self.fine is not None else self.coarse  # the field the image comes from
+        with self._autocast(points.device):
+            return field(points, dirs)
+
+    def density(self, points):
+        # NeRF's density does not depend on the direction; any unit vector will do
+        return self._query(points, torch.nn.functional.normalize(torch.ones_like(points), dim=-1))[0]
+
+    def query_color(self, points, dirs):
+        return self._query(points, dirs)[1]
+
     def loss(self, outputs, target):
         mse = F.mse_loss(outputs["rgb"], target)
         total = mse

@@ -20,6 +20,17 @@ from ..render import OccupancyGrid, composite_packed, march_visible, render_rays
 from .base import Method, SceneBounds
 
 
+def auto_cascades(bounds: SceneBounds, max_cascades: int = 8) -> int:
+    """1 for a bounded scene; else the fewest cascades whose outer box reaches 2x the farthest camera."""
+    if not bounds.unbounded:
+        return 1
+    half = float((bounds.aabb[1] - bounds.aabb[0]).min()) / 2
+    k = 1
+    while half * 2 ** (k - 1) < 2 * bounds.camera_extent and k < max_cascades:
+        k += 1
+    return k
+
+
 class NGP(Method):
     name = "ngp"
     render_chunk = 1 << 16
@@ -34,11 +45,15 @@ class NGP(Method):
         """Finest hash-grid resolution over the scene box (the paper: 2048 x scene scale)."""
         hidden: int = 64
         grid_resolution: int = 128
-        grid_cascades: int = 1
+        grid_cascades: int = 0
+        """Nested occupancy grids, each twice the size of the previous. 0 (auto): 1 for scenes with a
+        transparent background; for real captures as many as make the outer box reach twice the farthest
+        camera, so the background is modelled (instant-ngp's aabb_scale)."""
         grid_update_every: int = 16
         grid_warmup_steps: int = 256
-        cone_angle: float = 0.0
-        """0 for bounded scenes (fixed steps of sqrt(3)/1024 of the box); ~1/256 for large scenes."""
+        cone_angle: float = -1.0
+        """0 for bounded scenes (fixed steps of sqrt(3)/1024 of the box); ~1/256 for large scenes.
+        Negative (auto): 1/256 when the grid has several cascades, else 0."""
         target_samples: int = 1 << 18
         """Field evaluations per training step; the ray batch adapts to keep this constant."""
         batch_rays: int = 256
@@ -63,7 +78,9 @@ class NGP(Method):
     def __init__(self, config: "NGP.Config", bounds: SceneBounds) -> None:
         super().__init__(config, bounds)
         c = config
-        self.grid = OccupancyGrid(bounds.aabb, n_cascades=c.grid_cascades, resolution=c.grid_resolution)
+        cascades = c.grid_cascades or auto_cascades(bounds)
+        self.cone_angle = c.cone_angle if c.cone_angle >= 0 else (1 / 256 if cascades > 1 else 0.0)
+        self.grid = OccupancyGrid(bounds.aabb, n_cascades=cascades, resolution=c.grid_resolution)
         # the hash grid spans the outermost cascade, so content beyond the inner box is representable
         self.field = NGPField(self.grid.outer_aabb(), c.n_levels, c.n_features, c.log2_table_size, c.min_resolution,
                               c.max_resolution, c.hidden)
@@ -98,12 +115,12 @@ class NGP(Method):
     def render_rays(self, origins, dirs, background=None):
         if not self.training:
             out = render_rays_in_rounds(self.grid, origins, dirs, self.field, background=background,
-                                        cone_angle=self.config.cone_angle,
+                                        cone_angle=self.cone_angle,
                                         max_samples=self.config.max_samples_per_ray)
             return out
         n = origins.shape[0]
         # pass 1 (no gradients): the samples in front of each ray's termination point
-        ri, ts, te = march_visible(self.grid, origins, dirs, self.field.density, cone_angle=self.config.cone_angle,
+        ri, ts, te = march_visible(self.grid, origins, dirs, self.field.density, cone_angle=self.cone_angle,
                                    max_samples=self.config.max_samples_per_ray,
                                    jitter=torch.rand(n, device=origins.device))
         mid, delta = 0.5 * (ts + te), te - ts
