@@ -3,8 +3,8 @@
 COLMAP stores world-to-camera poses with OpenCV camera axes, nerfkit's own axes, so poses are only
 inverted, never flipped. Lens models SIMPLE_PINHOLE, PINHOLE, SIMPLE_RADIAL, RADIAL, OPENCV and
 OPENCV_FISHEYE are supported; rays are generated through the distortion model. The scene is
-normalised with the sparse points (``nerfkit.cameras.normalize``). Every ``holdout``-th image (by
-name) is the test split.
+normalised with the sparse points (``nerfkit.cameras.normalize``); the near bound is half the 1st
+percentile of the points' depths in the cameras. Every ``holdout``-th image (by name) is the test split.
 """
 
 from __future__ import annotations
@@ -77,14 +77,29 @@ def read_colmap(root: str | Path, downscale: float = 1.0, holdout: int = 8, imag
     pts = torch.from_numpy(np.array(model.points.xyz, dtype=np.float32))  # a copy: the parsed buffer is read-only if len(model.points) else None
     poses, transform, scale = normalize_scene(torch.stack(c2w).float(), pts)
     n = len(paths)
+    near = 0.05
+    if pts is not None and len(pts) >= 8:
+        near = max(near, 0.5 * _nearest_point_depth(poses, pts @ transform[:3, :3].T + transform[:3, 3]))
     test = list(range(0, n, holdout)) if holdout and n > 1 else []
     lens = lenses.pop()
     return SceneData(
         root=root, format="colmap", image_paths=paths, intrinsics=torch.tensor(intr, dtype=torch.float32),
         sizes=torch.tensor(sizes, dtype=torch.int64), c2w=poses,
         splits={"train": [i for i in range(n) if i not in set(test)], "test": test},
-        aabb=torch.tensor([[-1.5] * 3, [1.5] * 3]), near=0.05,
+        aabb=torch.tensor([[-1.5] * 3, [1.5] * 3]), near=near,
         far=float((poses[:, :3, 3].norm(dim=-1).max() + 1.5 * 3 ** 0.5) * 1.05),
         world_transform=transform, scale=scale, downscale=downscale, has_alpha=False,
         camera_model=lens, distortion=torch.tensor(dist, dtype=torch.float32) if lens != "pinhole" else None,
     )
+
+
+def _nearest_point_depth(c2w: torch.Tensor, points: torch.Tensor) -> float:
+    """1st percentile of the depths of the sparse points in front of the cameras (normalised frame).
+
+    Half of it is the near bound: nothing the cameras photographed is closer, and a near bound keeps
+    the optimiser from explaining a view with density right in front of that camera (floaters).
+    """
+    rel = points[None, :, :] - c2w[:, None, :3, 3]  # [V, P, 3]
+    z = (rel * c2w[:, None, :3, 2]).sum(-1)  # depth along each optical axis
+    z = z[z > 0]
+    return float(torch.quantile(z[: 1 << 20], 0.01)) if z.numel() else 0.1

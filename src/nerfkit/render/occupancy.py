@@ -100,8 +100,10 @@ class OccupancyGrid(nn.Module):
         most ``n_samples`` points in chunks of ``chunk``.
         """
         n_cells, dev = self.resolution ** 3, self.density.device
-        per_cascade = max(1, min(n_cells, n_samples // self.n_cascades))
         sweeping = step < warmup_steps or int(self.sweep_cursor) < n_cells
+        # the warm-up sweep gives every cascade the full budget, so nested grids are swept as fast as one
+        # (unvisited cells count as occupied: a slow sweep keeps every outer cascade fully occupied)
+        per_cascade = max(1, min(n_cells, n_samples if sweeping else n_samples // self.n_cascades))
         cells = []
         for c in range(self.n_cascades):
             if sweeping:
