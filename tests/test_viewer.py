@@ -101,6 +101,28 @@ def test_crop_box(trained):
     assert (render_image(model, cam)["rgb"] - full["rgb"]).abs().max() < 1e-5  # hooks removed
 
 
+def test_render_loop_is_not_starved_by_a_moving_camera():
+    """While training runs the loop waits out training's share after each frame; a camera that moves more
+    often than that wait lasts must still get frames (the newest camera each time)."""
+    shown = []
+
+    def render(view, side):
+        time.sleep(0.02)  # with share 0.1 each frame is followed by a 0.18 s wait
+        return view
+
+    loop = RenderLoop(render, lambda f, final: shown.append(f), levels=(8, 32), settle_s=0.05,
+                      share=TimeShare(0.1, busy=lambda: True))
+    t_end = time.monotonic() + 1.5
+    k = 0
+    while time.monotonic() < t_end:  # a new camera every 0.03 s
+        loop.request(k)
+        k += 1
+        time.sleep(0.03)
+    loop.stop()
+    assert len(shown) >= 4, shown  # ~1.5 s / 0.2 s per frame
+    assert shown == sorted(shown) and len(set(shown)) == len(shown)  # always a newer camera
+
+
 def test_render_loop_progressive_and_newest_only():
     shown, rendered = [], []
     gate = threading.Event()

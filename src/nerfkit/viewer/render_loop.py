@@ -113,8 +113,14 @@ class RenderLoop:
                 version, view, level = self._version, self._view, self._start_level
             while level < len(self.levels):
                 pause = self.share.wait_s()
-                if pause > 0 and self._wait_for(version, pause):
-                    break  # a newer camera arrived while waiting: start over with it
+                if pause > 0:  # training's share: sit it out, then render the newest camera
+                    with self._cond:
+                        self._cond.wait_for(lambda: self._stopped, pause)
+                        if self._stopped:
+                            return
+                        if self._version != version:  # it moved meanwhile (never restart the wait: that
+                            # would starve a camera that moves more often than the pause lasts)
+                            version, view, level = self._version, self._view, self._start_level
                 t0 = time.monotonic()
                 try:
                     frame = self.render(view, self.levels[level])
