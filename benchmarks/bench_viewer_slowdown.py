@@ -2,8 +2,8 @@
 
 Trains Instant-NGP on the built-in synthetic scene (64 px) for ``--seconds`` of training time twice,
 alternating the order over ``--repeats`` rounds: once with no viewer, once with ``--viewer`` and one
-headless Chromium tab (Debian's chromium via Playwright) whose camera is dragged with the mouse every
-0.25 s (the worst case, a user dragging all the time), at the viewer's default time share. The
+headless Chromium tab (Debian's chromium via Playwright) whose camera orbits, a new view every 0.25 s
+(the worst case, a user dragging all the time), at the viewer's default time share. The
 browser runs on the same 2 cores as training here and draws its WebGL canvas in software, so the
 number includes the browser's own cost, which a user's desktop browser would not take from training.
 Reports steps per second of wall time during the training loop, and the slowdown
@@ -63,13 +63,17 @@ def run_once(data: Path, work: Path, seconds: float, with_viewer: bool, share: f
                     time.sleep(0.05)
                 ready.set()
                 k = 0
-                page.mouse.move(320, 240)
-                page.mouse.down()
-                while not stop.is_set():  # drag the camera like a user: a small mouse move every 0.25 s
+                while not stop.is_set():  # orbit the camera: a new view every 0.25 s
+                    for cid, client in list(viewer.server.get_clients().items()):
+                        a = 0.3 * k
+                        client.camera.position = (3 * math.cos(a), 3 * math.sin(a), 1.5)
+                        client.camera.look_at = (0.0, 0.0, 0.0)
+                        # a camera set from the server does not come back as a client update (a mouse drag
+                        # sent by Playwright did not reach viser's controls either): hand the new view to
+                        # the render loop the way a browser camera update does
+                        viewer._camera_moved(cid, client.camera)
                     k += 1
-                    page.mouse.move(320 + 150 * math.sin(0.2 * k), 240 + 40 * math.sin(0.07 * k), steps=2)
                     stop.wait(0.25)
-                page.mouse.up()
                 b.close()
 
         browser_thread = threading.Thread(target=browse, daemon=True)
