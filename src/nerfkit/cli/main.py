@@ -16,14 +16,8 @@ COMMANDS = ("demo", "train", "eval", "render", "export", "process", "view")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nerfkit", description="Neural radiance fields: train, evaluate, render.")
     sub = p.add_subparsers(dest="command", required=True)
-    for name in COMMANDS:
-        try:
-            mod = importlib.import_module(f".{name}", __package__)
-        except ModuleNotFoundError as e:
-            if e.name == f"{__package__}.{name}":  # command not written yet
-                continue
-            raise
-        mod.register(sub)
+    for name in COMMANDS:  # each module imports its heavy dependencies inside its command
+        importlib.import_module(f".{name}", __package__).register(sub)
     return p
 
 
