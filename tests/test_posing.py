@@ -51,7 +51,7 @@ def test_umeyama_recovers_a_known_similarity():
 
 def test_process_images_recovers_synthetic_cameras(photos, tmp_path):
     """Measured (2-core CPU): 30/30 registered, rotation error 0.32 deg mean / 0.65 max, position error
-    0.27% mean / 0.47% max of the camera rig's radius, focal 443.2 px vs 444.4 true; ~20 s."""
+    0.27% mean / 0.47% max of the camera rig's radius, focal 443.2 px vs 444.4 true (438.9 in another run); ~20 s."""
     folder, c2w, f = photos
     out = tmp_path / "posed"
     assert main(["process", "images", str(folder), "--output", str(out), "--quiet"]) == 0
@@ -64,7 +64,9 @@ def test_process_images_recovers_synthetic_cameras(photos, tmp_path):
     err = pose_errors(scene.c2w, c2w[idx])
     assert err.rotation_deg_max < 1.0, err
     assert err.position_max < 0.01, err
-    assert scene.intrinsics[:, 0].mean().item() == pytest.approx(f, rel=0.01)
+    # OPENCV's k1/k2 trade off against the focal length on 320 px images, and COLMAP's multi-threaded
+    # bundle adjustment is not bit-reproducible: measured 443.2 and 438.9 px (true 444.4) in two runs
+    assert scene.intrinsics[:, 0].mean().item() == pytest.approx(f, rel=0.025)
     assert (out / "sparse_pc.ply").read_text().startswith("ply")
     assert read_colmap_model(out / "sparse" / "0").images  # COLMAP's own model is kept beside
 
