@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,6 +178,18 @@ def detect_path_format(meta: dict) -> str | None:
     return None
 
 
+def _frame_poses(frames: list, path: Path, pose_key: str, fov_key: str,
+                 where: str = "") -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Checked poses [N, 4, 4] (float64, the file's axes) and fields of view of a list of frame objects."""
+    c2w, fovs = [], []
+    for i, f in enumerate(frames):
+        if not isinstance(f, dict) or pose_key not in f:
+            raise _fail(path, f"frame #{i}{where} has no '{pose_key}'")
+        c2w.append(_matrix(f[pose_key], path, i, pose_key))
+        fovs.append(f.get(fov_key))
+    return _checked(c2w, path), _fovs(fovs, path)
+
+
 def read_camera_path(path: str | Path, world_transform: torch.Tensor | None = None, frame: str | None = None,
                      ngp_scale: float = NGP_SCALE, ngp_offset=NGP_OFFSET) -> CameraPath:
     """Read any supported camera path file (format detected from its keys) into the scene frame.
@@ -210,16 +221,10 @@ def _read_nerfstudio(meta: dict, path: Path, world_transform) -> CameraPath:
         raise _fail(path, "'camera_path' must be a list of frames")
     if meta.get("camera_type", "perspective") != "perspective":
         raise _fail(path, f"camera_type {meta['camera_type']!r} is not supported; only 'perspective' cameras")
-    c2w, fovs = [], []
-    for i, f in enumerate(frames):
-        if not isinstance(f, dict) or "camera_to_world" not in f:
-            raise _fail(path, f"frame #{i} of 'camera_path' has no 'camera_to_world'")
-        c2w.append(_matrix(f["camera_to_world"], path, i, "camera_to_world"))
-        fovs.append(f.get("fov"))
-    gl = _checked(c2w, path)
+    gl, fovs = _frame_poses(frames, path, "camera_to_world", "fov", " of 'camera_path'")
     # nerfstudio stores OpenGL camera axes (y up, z backward); nerfkit uses OpenCV (y down, z forward)
     poses = _to_scene(opengl_to_opencv(gl), world_transform)
-    return CameraPath(poses, _fovs(fovs, path), _optional(meta, "render_width", path, int),
+    return CameraPath(poses, fovs, _optional(meta, "render_width", path, int),
                       _optional(meta, "render_height", path, int), _optional(meta, "fps", path),
                       _optional(meta, "seconds", path), keyframes=False, source=path)
 
@@ -306,18 +311,12 @@ def _read_nerfkit(meta: dict, path: Path, world_transform) -> CameraPath:
     frames = meta.get("frames")
     if not isinstance(frames, list):
         raise _fail(path, "'frames' must be a list of {\"c2w\": 4x4, \"fov_y_deg\": ...}")
-    c2w, fovs = [], []
-    for i, f in enumerate(frames):
-        if not isinstance(f, dict) or "c2w" not in f:
-            raise _fail(path, f"frame #{i} has no 'c2w'")
-        c2w.append(_matrix(f["c2w"], path, i, "c2w"))
-        fovs.append(f.get("fov_y_deg"))
-    poses = _checked(c2w, path)
+    poses, fovs = _frame_poses(frames, path, "c2w", "fov_y_deg")
     if frame == "original":
         if world_transform is None:
             raise _fail(path, "the path is in the dataset's original frame but no scene transform was given")
         poses = _to_scene(poses, world_transform)
-    return CameraPath(poses, _fovs(fovs, path), _optional(meta, "width", path, int),
+    return CameraPath(poses, fovs, _optional(meta, "width", path, int),
                       _optional(meta, "height", path, int), _optional(meta, "fps", path),
                       _optional(meta, "seconds", path), keyframes=bool(meta.get("interpolate", False)),
                       source=path)
@@ -358,14 +357,12 @@ def write_camera_path(path: str | Path, cam_path: CameraPath, frame: str = "scen
     if path.exists() and not overwrite:
         raise DataError(f"{path}: already exists; pass --overwrite or choose another file")
     text = json.dumps(camera_path_dict(cam_path, frame, world_transform), indent=1)
-    tmp = path.with_name(path.name + ".tmp")
+    from ..data.files import write_atomic  # same layer; imported here so cameras loads without data
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        write_atomic(path, text)
     except OSError as e:
-        if tmp.parent.is_dir():
-            tmp.unlink(missing_ok=True)
         raise DataError(f"{path}: could not write the camera path ({e}); check the folder is writable") from None
     return path
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import ConfigError
-
 SOURCES = ("images", "video", "colmap", "record3d")
 
 
@@ -19,11 +17,9 @@ def _sfm_options(a, matching_default: str):
 
 
 def _print_report(rep: dict, out: Path) -> None:
-    from ..data.sfm import SfmResult, registration_summary
+    from ..data.sfm import registration_summary
 
-    s = dict(rep["sfm"])
-    s["model_dir"] = Path(s["model_dir"])
-    print(registration_summary(SfmResult(**s)))
+    print(registration_summary(rep["sfm"]))
     if rep["sfm"]["unregistered"]:
         print(f"not registered (left out of transforms.json): {', '.join(rep['sfm']['unregistered'])}")
     if rep.get("video"):
@@ -49,9 +45,6 @@ def cmd_process(a) -> int:
                             progress=not a.quiet)
         _print_report(rep, out)
         return 0
-    if a.source not in SOURCES:
-        raise ConfigError(f"process {a.source}: choose one of {', '.join(SOURCES)}")
-
     from ..data import read_colmap_model, read_scene
     from ..data.transforms_writer import write_transforms_json
 

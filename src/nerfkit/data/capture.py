@@ -20,7 +20,6 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import DataError
-from .images import image_header
 from .sfm import SfmOptions, pose_images
 from .transforms_writer import write_transforms_file
 
@@ -47,7 +46,6 @@ def stage_photos(photos: list[Path], dest: Path, downscale: float = 1.0, progres
     dest.mkdir(parents=True, exist_ok=True)
     names = []
     for src in tqdm(photos, desc="copy photos", unit="img", disable=not progress, leave=False):
-        image_header(src)  # clear error naming a file that is not an image
         try:
             with Image.open(src) as im:
                 rotated = im.getexif().get(0x0112, 1) not in (None, 1)

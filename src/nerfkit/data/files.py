@@ -20,3 +20,24 @@ def read_json_object(path: Path, what: str = "a JSON object") -> dict:
     if not isinstance(meta, dict):
         raise DataError(f"{path}: expected {what} at the top level")
     return meta
+
+
+def write_atomic(path: Path, data: bytes | str) -> Path:
+    """Write ``data`` (str as UTF-8) to a temporary file beside ``path``, flush it to disk and rename it
+    into place, so ``path`` is either the old file or the complete new one. The temporary file is removed
+    on failure and the ``OSError`` re-raised for the caller to explain."""
+    import os
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
+        raise
+    return path

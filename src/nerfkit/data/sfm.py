@@ -195,9 +195,9 @@ def pose_images(image_dir: str | Path, workspace: str | Path, image_names: list[
     return result
 
 
-def registration_summary(r: SfmResult) -> str:
-    """One line for the terminal."""
-    return (f"registered {r.n_registered}/{r.n_images} photos, {r.n_points} points, mean reprojection error "
-            f"{r.mean_reprojection_error:.3f} px, mean track length {r.mean_track_length:.2f} "
-            f"({' + '.join(f'{k} {v:.0f}s' for k, v in r.seconds.items())})")
+def registration_summary(r: dict) -> str:
+    """One line for the terminal from :meth:`SfmResult.to_json` (as kept in process_report.json)."""
+    return (f"registered {r['n_registered']}/{r['n_images']} photos, {r['n_points']} points, mean reprojection "
+            f"error {r['mean_reprojection_error']:.3f} px, mean track length {r['mean_track_length']:.2f} "
+            f"({' + '.join(f'{k} {v:.0f}s' for k, v in r['seconds'].items())})")
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data import files
 from ..errors import ConfigError, NerfkitError
 
 MESH_FORMATS = (".ply", ".obj", ".glb")
@@ -322,18 +323,11 @@ def check_output(path: str | Path, overwrite: bool, formats: tuple[str, ...]) ->
 
 
 def write_atomic(path: Path, data: bytes) -> Path:
-    """Write ``data`` to a temporary file beside ``path`` and rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    """:func:`nerfkit.data.files.write_atomic` with the export's error message."""
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        return files.write_atomic(path, data)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise ExportError(f"{path}: could not be written ({e.strerror or e}); choose a writable --output") from None
-    return path
 
 
 def save_mesh(mesh: MeshResult, path: str | Path) -> Path:

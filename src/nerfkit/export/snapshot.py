@@ -28,6 +28,7 @@ from typing import Callable
 
 import torch
 
+from ..data.files import write_atomic
 from ..data.scene import SceneData
 from ..errors import RunError
 from ..methods import Method
@@ -117,15 +118,9 @@ def save_snapshot(run_dir: str | Path, output: str | Path, overwrite: bool = Fal
     trained = load_trained(run_dir, device="cpu")
     data = snapshot_bytes(trained)
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, output)
+        write_atomic(output, data)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise RunError(f"{output}: cannot write the snapshot ({e.strerror or e}); choose a writable location") from e
     return output
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from ..data.files import write_atomic
 from ..data.images import background_color, composite, load_image, save_png
 from ..data.scene import SceneData
 from ..errors import RunError
@@ -160,6 +161,4 @@ def _std(per_image: list[dict], key: str) -> float | None:
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(obj, indent=2) + "\n")

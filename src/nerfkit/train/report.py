@@ -12,6 +12,8 @@ import math
 from pathlib import Path
 from urllib.parse import quote
 
+from ..data.files import write_atomic
+
 N_WORST = 5
 LEGEND = ("ground truth | render | error map (mean absolute error over channels; top colour = 0.25) | "
           "depth of the visible surface (near = bright)")
@@ -127,9 +129,5 @@ def write_reports(metrics: dict, out_dir: str | Path) -> dict[str, Path]:
     out_dir = Path(out_dir)
     written = {}
     for name, text in (("report.md", report_markdown(metrics)), ("report.html", report_html(metrics))):
-        path = out_dir / name
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-        written[name] = path
+        written[name] = write_atomic(out_dir / name, text)
     return written
