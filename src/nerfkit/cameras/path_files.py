@@ -124,12 +124,12 @@ def _matrix(value, path: Path, i: int, key: str) -> torch.Tensor:
     try:
         m = torch.tensor(value, dtype=torch.float64)
     except (TypeError, ValueError):
-        raise _fail(path, f"frame #{i}: '{key}' is not a list of numbers") from None
+        raise _fail(path, f"frame #{i}: '{key}' is not a list of numbers; fix the frame") from None
     if m.numel() == 16:
         return m.reshape(4, 4)
     if m.numel() == 12:
         return torch.cat([m.reshape(3, 4), torch.tensor([[0.0, 0.0, 0.0, 1.0]], dtype=torch.float64)])
-    raise _fail(path, f"frame #{i}: '{key}' has {m.numel()} numbers; expected a 4x4 matrix (16)")
+    raise _fail(path, f"frame #{i}: '{key}' has {m.numel()} numbers; expected a 4x4 matrix (16); fix the frame")
 
 
 def _to_scene(c2w_original: torch.Tensor, world_transform: torch.Tensor | None) -> torch.Tensor:
@@ -152,9 +152,10 @@ def _load(path: Path) -> dict:
     try:
         meta = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"{path}: not a readable JSON file ({e})") from None
+        raise DataError(f"{path}: not a readable JSON file ({e}); fix the file or export the camera path again") from None
     if not isinstance(meta, dict):
-        raise DataError(f"{path}: expected a JSON object at the top level")
+        raise DataError(f"{path}: expected a JSON object at the top level; fix the file or export the camera "
+                        "path again")
     return meta
 
 

@@ -5,6 +5,8 @@ inverted, never flipped. Lens models SIMPLE_PINHOLE, PINHOLE, SIMPLE_RADIAL, RAD
 OPENCV_FISHEYE are supported; rays are generated through the distortion model. The scene is
 normalised with the sparse points (``nerfkit.cameras.normalize``); the near bound is half the 1st
 percentile of the points' depths in the cameras. Every ``holdout``-th image (by name) is the test split.
+Image files smaller or larger than the camera's size (a resized copy, same aspect ratio) get intrinsics
+scaled to the file; another aspect ratio is an error.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import torch
 
 from ..cameras.normalize import normalize_scene
 from ..errors import DataError
+from .blender import check_downscale
 from .colmap_model import camera_intrinsics, find_colmap_model, read_colmap_model
+from .images import image_header
 from .scene import SceneData
 
 # COLMAP model -> (nerfkit lens model, coefficient order)
@@ -41,6 +45,7 @@ def _model_folder(root: Path) -> Path:
 def read_colmap(root: str | Path, downscale: float = 1.0, holdout: int = 8, images: str = "images") -> SceneData:
     """Read a COLMAP workspace into a normalised :class:`SceneData`."""
     root = Path(root)
+    check_downscale(root, downscale)
     model = read_colmap_model(_model_folder(root))
     img_dir = root / images
     if not img_dir.is_dir():
@@ -61,8 +66,13 @@ def read_colmap(root: str | Path, downscale: float = 1.0, holdout: int = 8, imag
         lens, order = LENS[cam.model]
         lenses.add(lens)
         w, h = cam.width, cam.height
-        out_w, out_h = max(1, int(round(w / downscale))), max(1, int(round(h / downscale)))
-        sx, sy = out_w / w, out_h / h
+        iw, ih = image_header(path)[:2]  # the file may be a resized copy of what COLMAP saw
+        if abs(iw / ih - w / h) > 0.01 * w / h:
+            raise DataError(f"{path}: image is {iw}x{ih} but {cam.source or 'the COLMAP model'} declares its camera "
+                            f"{cam.id} as {w}x{h} (another aspect ratio); were the images cropped or rotated? "
+                            "Re-run COLMAP on these images or restore the originals")
+        out_w, out_h = max(1, int(round(iw / downscale))), max(1, int(round(ih / downscale)))
+        sx, sy = out_w / w, out_h / h  # camera size -> loaded size (file size / downscale)
         intr.append([fx * sx, fy * sy, cx * sx, cy * sy])
         sizes.append([out_w, out_h])
         dist.append([coeffs[k] for k in order])

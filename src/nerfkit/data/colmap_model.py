@@ -214,6 +214,13 @@ def camera_intrinsics(cam: ColmapCamera) -> tuple[float, float, float, float, di
         fx = fy = vals["f"]
     else:
         fx, fy = vals["fx"], vals["fy"]
+    if not all(np.isfinite(p)) or fx <= 0 or fy <= 0:
+        raise PoseError(f"{where}: camera {cam.id} ({cam.model}) has focal length ({fx:g}, {fy:g}) and params "
+                        f"{p}; the focal length must be finite and positive and every parameter finite — fix the "
+                        f"camera or {_FIX}")
+    if cam.width < 2 or cam.height < 2:
+        raise DataError(f"{where}: camera {cam.id} has image size {cam.width}x{cam.height} (needs at least 2x2); "
+                        f"fix the camera or {_FIX}")
     dist = {k: v for k, v in vals.items() if k not in ("f", "fx", "fy", "cx", "cy")}
     if cam.model == "SIMPLE_RADIAL":
         dist = {"k1": dist["k"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..errors import DataError
@@ -21,6 +22,13 @@ def detect_format(root: Path) -> str:
     root = Path(root)
     if not root.exists():
         raise DataError(f"{root}: dataset folder not found; check --data")
+    if not root.is_dir():
+        raise DataError(f"{root}: is a file, not a dataset folder; point --data at the folder that holds the scene")
+    try:
+        os.listdir(root)  # an unreadable folder would otherwise look empty to the checks below
+    except OSError as e:
+        raise DataError(f"{root}: cannot read the dataset folder ({e.strerror or e}); check its permissions "
+                        "(e.g. chmod u+rx)") from e
     if (root / "transforms_train.json").is_file():
         return "blender"
     if (root / "transforms.json").is_file():
@@ -36,13 +44,14 @@ def detect_format(root: Path) -> str:
         return "colmap"
     raise DataError(f"{root}: no known dataset format found (looked for transforms_train.json, "
                     "transforms.json, poses_bounds.npy, metadata.json + rgb/, images/ + sparse/cameras.bin); "
-                    f"supported formats: {', '.join(READERS)}")
+                    f"point --data at the scene folder, or pass --format (one of {', '.join(READERS)})")
 
 
 def read_scene(root: str | Path, format: str | None = None, **opts) -> SceneData:
     """Read a dataset, auto-detecting its format unless ``format`` is given."""
+    if format is not None and format not in READERS:
+        raise DataError(f"{root}: unknown data format '{format}' (--format); use one of {', '.join(READERS)}, "
+                        "or leave it out to detect the format")
     fmt = format or detect_format(Path(root))
     opts = {k: v for k, v in opts.items() if v is not None}  # None: the reader's own default
-    if fmt not in READERS:
-        raise DataError(f"unknown data format '{fmt}'; supported: {', '.join(READERS)}")
     return READERS[fmt](root, **opts)

@@ -18,7 +18,8 @@ def read_json_object(path: Path, what: str = "a JSON object") -> dict:
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror}); check the path and permissions") from e
     if not isinstance(meta, dict):
-        raise DataError(f"{path}: expected {what} at the top level")
+        found = {list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(type(meta), "a number")
+        raise DataError(f"{path}: the top level is {found}, expected {what}; fix the file")
     return meta
 
 

@@ -19,45 +19,111 @@ from ..errors import DataError
 def read_image(path: Path) -> np.ndarray:
     """Decode an image file to uint8 [H, W, 3|4]; alpha images come back premultiplied.
 
-    16-bit images are reduced to 8 bits, greyscale is expanded to RGB, EXIF rotation is applied.
+    The file's content decides the decoder (a JPEG named .png is read as a JPEG). 16-bit images are
+    scaled to 8 bits with rounding (v * 255 / 65535), greyscale is expanded to RGB, palette images
+    become RGB (RGBA with their transparency), EXIF orientation is applied.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: image file not found; check the file_path entries of the dataset")
+    _check_file(path)
     try:
         with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            im.load()
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im, dtype=np.float64) / 65535.0
-                arr = np.repeat((arr * 255.0 + 0.5).astype(np.uint8)[..., None], 3, axis=-1)
-                return arr
-            has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
-            im = im.convert("RGBA" if has_alpha else "RGB")
-            arr = np.array(im, dtype=np.uint8)  # writable: torch.from_numpy needs it
+            wide = _read_png16_colour(path, im)  # [H, W, 3|4] uint8, or None
+            if wide is not None:
+                turn = _EXIF_TURNS.get(im.getexif().get(0x0112))
+                arr = np.array(Image.fromarray(wide).transpose(Image.Transpose(turn)) if turn is not None else wide)
+            else:
+                im = ImageOps.exif_transpose(im)
+                im.load()
+                if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit greyscale
+                    grey = np.clip(np.asarray(im, dtype=np.float64) / 65535.0, 0.0, 1.0)
+                    arr = np.repeat((grey * 255.0 + 0.5).astype(np.uint8)[..., None], 3, axis=-1)
+                else:
+                    has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+                    im = im.convert("RGBA" if has_alpha else "RGB")
+                    arr = np.array(im, dtype=np.uint8)  # writable: torch.from_numpy needs it
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"{path}: cannot decode image ({e}); re-export or remove this frame") from e
+        raise _decode_error(path, e) from e
     if arr.ndim != 3 or arr.shape[0] < 2 or arr.shape[1] < 2:
-        raise DataError(f"{path}: image of shape {arr.shape} is too small (needs at least 2x2)")
+        raise DataError(f"{path}: image of shape {arr.shape} is too small (needs at least 2x2 pixels); "
+                        "re-export it larger or remove this frame")
     if arr.shape[-1] == 4:
         arr = premultiply(arr)
     return arr
+
+
+# EXIF orientation -> the transpose that shows the image upright (as PIL.ImageOps.exif_transpose does)
+_EXIF_TURNS = {2: 0, 3: 3, 4: 1, 5: 5, 6: 4, 7: 6, 8: 2}  # values of PIL.Image.Transpose
+
+
+def _read_png16_colour(path: Path, im) -> np.ndarray | None:
+    """uint8 [H, W, 3|4] of a 16-bit colour or grey+alpha PNG, rounded from all 16 bits; None for other files.
+
+    Pillow has no 16-bit colour mode and keeps only the high byte of each sample (65280 -> 255 instead
+    of 254). The file is decoded a second time with an unpacker that yields the other bytes - the
+    little-endian one for RGB/RGBA (it picks the low bytes), plain 8-bit RGBA for grey+alpha (4 bytes
+    a pixel: grey high, grey low, alpha high, alpha low) - and the samples are rebuilt from both.
+    ``im``: the opened, not yet loaded, image.
+    """
+    from PIL import Image
+
+    tile = getattr(im, "tile", None)
+    if im.format != "PNG" or not tile or len({t.args for t in tile}) != 1:
+        return None
+    rawmode = tile[0].args
+    if rawmode not in ("RGB;16B", "RGBA;16B", "LA;16B"):
+        return None
+    with Image.open(path) as second:
+        second.tile = [t._replace(args="RGBA" if rawmode == "LA;16B" else rawmode[:-1] + "L") for t in second.tile]
+        try:
+            other = np.asarray(second, dtype=np.uint32)
+        except (ValueError, OSError):  # no such unpacker in this Pillow: keep its 8-bit reading
+            return None
+    if rawmode == "LA;16B":
+        grey = (other[..., 0] << 8) | other[..., 1]
+        alpha = (other[..., 2] << 8) | other[..., 3]
+        full = np.stack([grey, grey, grey, alpha], -1)  # [H, W, 4]
+    else:
+        full = (np.asarray(im, dtype=np.uint32) << 8) | other  # [H, W, C] 16-bit samples
+    return ((full.astype(np.float64) * (255.0 / 65535.0)) + 0.5).astype(np.uint8)
 
 
 def image_header(path: Path) -> tuple[int, int, bool]:
     """(width, height, has_alpha) of an image as loaded (EXIF orientation applied), from its header only."""
     from PIL import Image, UnidentifiedImageError
 
+    path = Path(path)
+    _check_file(path)
     try:
         with Image.open(path) as im:
             w, h = im.size
             if im.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF orientation with a 90-degree turn
                 w, h = h, w
-            return w, h, im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
-    except (UnidentifiedImageError, OSError) as e:
-        raise DataError(f"{path}: cannot decode image ({e}); re-export or remove this frame") from e
+            alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise _decode_error(path, e) from e
+    if w < 2 or h < 2:
+        raise DataError(f"{path}: image is {w}x{h} pixels, too small (needs at least 2x2); re-export it larger "
+                        "or remove this frame")
+    return w, h, alpha
+
+
+def _check_file(path: Path) -> None:
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not an image file; point the dataset entry at the image")
+    if not path.is_file():
+        raise DataError(f"{path}: image file not found; check the file_path entries of the dataset")
+
+
+def _decode_error(path: Path, e: Exception) -> DataError:
+    """A read failure of the operating system (permissions, I/O) or an undecodable file, named with the fix."""
+    if isinstance(e, OSError) and e.errno is not None:
+        return DataError(f"{path}: cannot read ({e.strerror or e}); check the file's permissions and the disk")
+    if isinstance(e, OSError) and "truncated" in str(e):
+        return DataError(f"{path}: image file is truncated (its data ends early); copy it again, re-export it or "
+                         "remove this frame")
+    return DataError(f"{path}: cannot decode image ({e}); re-export or remove this frame")
 
 
 def premultiply(rgba: np.ndarray) -> np.ndarray:

@@ -156,7 +156,8 @@ def _pick_folder(root: Path, downscale: float | None) -> tuple[Path, float]:
     if downscale is None:
         return folders[min(folders)], 1.0
     if not math.isfinite(downscale) or downscale < 1:
-        raise DataError(f"downscale must be >= 1 or None, got {downscale}")
+        raise DataError(f"{root}: downscale must be >= 1 or None, got {downscale}; pass --downscale 1 or more "
+                        "(or leave it out to use the largest images present)")
     usable = [k for k in folders if k <= downscale]
     if not usable:
         have = ", ".join(folders[k].name for k in sorted(folders))
@@ -176,7 +177,8 @@ def _load_poses_bounds(path: Path) -> np.ndarray:
     try:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
-        raise DataError(f"{path}: cannot read as a .npy array ({e}); regenerate it with imgs2poses.py") from e
+        why = "it is not a .npy array or holds Python objects, which are never loaded" if "pickle" in str(e) else str(e)
+        raise DataError(f"{path}: cannot read as a .npy array ({why}); regenerate it with imgs2poses.py") from e
     if arr.ndim != 2 or arr.shape[1] != 17 or arr.shape[0] == 0 or not np.issubdtype(arr.dtype, np.number):
         raise DataError(f"{path}: array has shape {arr.shape} ({arr.dtype}), expected [V, 17] numbers "
                         "(3x5 pose-hwf matrix + near, far per image); regenerate it with imgs2poses.py")

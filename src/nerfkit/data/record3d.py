@@ -55,6 +55,7 @@ from ..cameras import check_rigid, opengl_to_opencv
 from ..cameras.normalize import normalize_scene
 from ..errors import DataError, PoseError
 from .scene import SceneData
+from .blender import check_downscale
 from .files import read_json_object
 from .images import image_header
 
@@ -176,8 +177,7 @@ def read_record3d(root: str | Path, downscale: float = 1.0, holdout: int = 8) ->
     ``holdout``: every ``holdout``-th view is in the ``"test"`` split (0: no test split).
     """
     root = Path(root)
-    if downscale < 1:
-        raise DataError(f"downscale must be >= 1, got {downscale}")
+    check_downscale(Path(root), downscale)
     if holdout < 0 or holdout == 1:
         raise DataError(f"holdout must be 0 (no test split) or >= 2, got {holdout}")
     if not root.is_dir():

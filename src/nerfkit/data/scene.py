@@ -63,5 +63,7 @@ class SceneData:
         idx = self.splits.get(name)
         if not idx:
             have = ", ".join(f"{k} ({len(v)})" for k, v in self.splits.items() if v) or "none"
-            raise DataError(f"{self.root}: split '{name}' has no images (splits present: {have})")
+            hint = f" (e.g. transforms_{name}.json of a Blender scene)" if self.format == "blender" else ""
+            raise DataError(f"{self.root}: split '{name}' has no images (splits present: {have}); add its views "
+                            f"to the dataset{hint} or use one of the splits present")
         return idx

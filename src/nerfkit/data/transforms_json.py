@@ -59,7 +59,7 @@ import torch
 from ..cameras import check_rigid, opengl_to_opencv
 from ..cameras.normalize import axes_focus
 from ..errors import DataError, PoseError
-from .blender import _load_json, resolve_image
+from .blender import _load_json, check_downscale, check_unique, frame_matrix, resolve_image
 from .images import image_header
 from .scene import SceneData
 
@@ -104,10 +104,12 @@ def _focal(cam: dict, axis: str, size: float, where: str) -> float | None:
         if angle is None:
             return None
         if not 0 < angle < math.pi:
-            raise PoseError(f"{where}: camera_angle_{axis}={angle} is not a field of view in (0, pi) radians")
+            raise PoseError(f"{where}: camera_angle_{axis}={angle} is not a field of view in (0, pi) radians; "
+                            f"fix camera_angle_{axis}")
         f = 0.5 * size / math.tan(0.5 * angle)
     if f <= 0:
-        raise PoseError(f"{where}: focal length fl_{axis}={f} must be positive")
+        raise PoseError(f"{where}: focal length fl_{axis}={f} must be positive; fix fl_{axis} (pixels) or "
+                        f"camera_angle_{axis} (radians)")
     return f
 
 
@@ -129,12 +131,7 @@ def _lens(cam: dict, where: str) -> tuple[str, list[float]]:
 
 
 def _pose(frame: dict, where: str) -> torch.Tensor:
-    try:
-        mat = torch.tensor(frame["transform_matrix"], dtype=torch.float64)
-    except (TypeError, ValueError):
-        raise DataError(f"{where}: transform_matrix is not a 4x4 list of numbers") from None
-    if mat.shape not in ((4, 4), (3, 4)):
-        raise DataError(f"{where}: transform_matrix has shape {tuple(mat.shape)}, expected 4x4")
+    mat = frame_matrix(frame, where)
     check_rigid(mat, where)  # finite, orthonormal, det +1 (raises PoseError naming the file and frame)
     if mat.shape == (3, 4):
         mat = torch.cat([mat, torch.tensor([[0.0, 0.0, 0.0, 1.0]], dtype=torch.float64)])
@@ -227,8 +224,7 @@ def read_transforms_json(root: str | Path, downscale: float = 1.0, split=None, n
     Frames whose image file is missing are skipped with one warning giving the count.
     """
     root = Path(root)
-    if downscale < 1:
-        raise DataError(f"downscale must be >= 1, got {downscale}")
+    check_downscale(root, downscale)
     if root.suffix == ".json" and root.is_file():
         jpath, root = root, root.parent
     else:
@@ -243,17 +239,22 @@ def read_transforms_json(root: str | Path, downscale: float = 1.0, split=None, n
             jpath = root / "transforms*.json"  # names the set in messages
     meta = _merge_files(found, root) if not jpath.is_file() else _load_json(jpath)
     a = _applied_transform(meta, jpath)
+    if not meta["frames"]:
+        raise DataError(f"{jpath}: the 'frames' list is empty; add the views (file_path + transform_matrix) or "
+                        "re-export the dataset")
 
     paths, masks, poses, intr, sizes, lenses, file_paths = [], [], [], [], [], [], []
     has_alpha = False
-    missing = 0
+    missing, first_missing = 0, None
     for k, frame in enumerate(meta["frames"]):
         if not isinstance(frame, dict) or "file_path" not in frame or "transform_matrix" not in frame:
-            raise DataError(f"{jpath}: frame #{k} needs 'file_path' and 'transform_matrix'")
+            raise DataError(f"{jpath}: frame #{k} needs 'file_path' and 'transform_matrix'; add them or remove "
+                            "the frame")
         where = f"{jpath} frame #{k} ({frame['file_path']})"
         img = resolve_image(root, str(frame["file_path"]), jpath)
         if img is None:
             missing += 1
+            first_missing = first_missing or str(frame["file_path"])
             continue
         pose = _pose(frame, where)
         cam = _camera(meta, frame)
@@ -261,7 +262,8 @@ def read_transforms_json(root: str | Path, downscale: float = 1.0, split=None, n
         w = _num(cam, "w", where, float(iw))
         h = _num(cam, "h", where, float(ih))
         if w <= 0 or h <= 0:
-            raise PoseError(f"{where}: image size w={w} h={h} must be positive")
+            raise PoseError(f"{where}: image size w={w} h={h} must be positive; fix w/h or drop them (the image "
+                            "file's size is used)")
         if abs(iw / ih - w / h) > 0.01 * w / h:
             raise DataError(f"{img}: image is {iw}x{ih} but the camera is declared {w:g}x{h:g} (another aspect "
                             "ratio); fix w/h or the image")
@@ -289,7 +291,9 @@ def read_transforms_json(root: str | Path, downscale: float = 1.0, split=None, n
         warnings.warn(f"{jpath}: {missing} of {len(meta['frames'])} frames have no image file and were skipped",
                       stacklevel=2)
     if not paths:
-        raise DataError(f"{jpath}: no frames with existing images; check the file_path entries")
+        raise DataError(f"{jpath}: no frames with existing images (none of the {len(meta['frames'])} image files exists; the first missing is "
+                        f"'{first_missing}' under {root}); check the file_path entries")
+    check_unique(paths, jpath, file_paths)
 
     # lens model: one for the scene
     kinds = {kind for kind, _ in lenses}
