@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from common import SHARED_DATA, machine, peak_rss_mib, write_result
+from common import SHARED_DATA, machine, peak_rss_mib, warmup_seconds, write_result
 from nerfkit.cli.train import parse_options
 from nerfkit.render import render_image
 from nerfkit.train.config import DataConfig, LogConfig, RuntimeConfig, TrainConfig
@@ -65,7 +65,7 @@ def main() -> None:
     steps_log = [r for r in log if "loss" in r]
     curve = [{"at_s": r["at_s"], "step": r["step"], "test_psnr": round(r["test_psnr"], 3),
               "test_ssim": round(r["test_ssim"], 4)} for r in log if "at_s" in r]
-    warmup_s = next((r["warmup_s"] for r in log if "warmup_s" in r), None)
+    warmup_s = warmup_seconds(out)
 
     t1 = time.perf_counter()
     m = evaluate(out, split="test", device=a.device, every=a.test_every, progress=not a.quiet)

@@ -59,3 +59,13 @@ def write_result(name: str, result: dict) -> Path:
     tmp.replace(path)
     print(f"wrote {path}")
     return path
+
+
+def warmup_seconds(run_dir: Path) -> float | None:
+    """Seconds the run spent in the model's warm-up (kernel builds/compilation, outside the training
+    clock), from the run's events.jsonl (the newest warm-up when the run was resumed)."""
+    path = Path(run_dir) / "events.jsonl"
+    if not path.is_file():
+        return None
+    found = [json.loads(x).get("seconds") for x in path.read_text().splitlines() if '"warmup"' in x]
+    return found[-1] if found else None

@@ -41,7 +41,7 @@ def cmd_train(a) -> int:
     cfg = TrainConfig(
         data=DataConfig(path=str(Path(a.data).resolve()), format=a.format, downscale=a.downscale,
                         background=a.background, train_background=a.train_background,
-                        depth_weight=a.depth_weight),
+                        depth_weight=a.depth_weight, image_memory=a.image_memory),
         method=a.method, method_options=parse_options(a.set),
         runtime=RuntimeConfig(max_steps=a.max_steps, max_time=parse_duration(a.max_time), seed=a.seed,
                               device=a.device, threads=a.threads),
@@ -49,6 +49,9 @@ def cmd_train(a) -> int:
         output=a.output or default_run_dir(a.data, a.method),
     )
     METHODS[a.method].make_config(cfg.method_options)  # fail fast on unknown options
+    from ..data.batching import parse_memory
+
+    parse_memory(a.image_memory)  # fail fast on an unreadable size
     run = train_with_viewer(cfg, a) if a.viewer else train(cfg, resume=a.resume)
     print(f"run directory: {run}")
     print(f"  config: {run / 'config.json'}\n  metrics log: {run / 'metrics.jsonl'}\n  checkpoints: {run / 'checkpoints'}")
@@ -99,6 +102,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="background behind transparent training pixels (default random per ray)")
     t.add_argument("--depth-weight", type=float, default=0.0,
                    help="weight of an L1 depth loss on datasets with depth maps (synthetic, Record3D); 0 = off")
+    t.add_argument("--image-memory", default="auto", metavar="SIZE",
+                   help="memory for decoded training images, e.g. 4GiB (default auto: 25%% of RAM); larger "
+                        "captures are streamed through a rotating working set")
     t.add_argument("--eval-every", type=int, default=1000, help="steps between preview evaluations (0: never)")
     t.add_argument("--checkpoint-every", type=int, default=2000, help="steps between checkpoints")
     t.add_argument("--set", action="append", metavar="KEY=VALUE",

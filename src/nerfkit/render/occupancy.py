@@ -163,6 +163,7 @@ def render_rays_in_rounds(
     field_fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]], *,
     near: float = 0.0, background: torch.Tensor | None = None, cone_angle: float = 0.0,
     max_samples: int = 1024, first_round: int = 16, min_transmittance: float = 1e-4,
+    max_points: int = 1 << 19,
 ) -> dict[str, torch.Tensor]:
     """Inference rendering that never evaluates samples behind an opaque prefix.
 
@@ -172,6 +173,8 @@ def render_rays_in_rounds(
     those of one un-jittered march with the same settings (the step grid is global, so a march
     resumed at the last ``t_end`` continues exactly), minus the ones behind the termination point;
     ``max_samples`` is checked between rounds, so a ray may exceed it by less than one round.
+    The field sees at most ``max_points`` samples per call, which bounds memory while the occupancy
+    grid is still dense (up to 128 samples for every ray of the chunk).
     Returns rgb [N, 3], opacity [N], depth [N] (sum of w t).
     """
     n = origins.shape[0]
@@ -191,8 +194,12 @@ def render_rays_in_rounds(
         if ri.numel() == 0:
             break
         mid = (ts + te) * 0.5
-        sigma, col = field_fn(o[ri] + mid[:, None] * d[ri], d[ri])
-        out = composite_packed(sigma.reshape(-1).float(), col.float(), mid, te - ts, ri, active.numel())
+        parts = [field_fn(o[r] + m[:, None] * d[r], d[r])
+                 for r, m in zip(ri.split(max_points), mid.split(max_points))]
+        sigma = torch.cat([p[0].reshape(-1).float() for p in parts])
+        col = torch.cat([p[1].float() for p in parts])
+        del parts
+        out = composite_packed(sigma, col, mid, te - ts, ri, active.numel())
         t_a = trans[active]
         rgb[active] += t_a[:, None] * out["rgb"]
         depth[active] += t_a * out["depth"]

@@ -28,6 +28,9 @@ class DataConfig:
     """Weight of an L1 loss between rendered and ground-truth depth (datasets with depth maps only)."""
     train_background: str = "random"
     """Background composited behind RGBA training pixels: random (per ray), white or black."""
+    image_memory: str = "auto"
+    """Memory for decoded training images: 'auto' (25% of physical memory) or a size like 2GiB. Larger
+    captures are streamed: a working set that fits is kept and rotated (see data/batching.py)."""
 
 
 @dataclass
@@ -60,6 +63,18 @@ class LogConfig:
 
 
 @dataclass
+class GuardConfig:
+    """What happens when a step's loss or gradient is NaN/Inf: the step is skipped and counted."""
+
+    lr_backoff_after: int = 3
+    """Lower the learning rate after this many skipped steps in a row (and again after as many more)."""
+    lr_backoff: float = 0.5
+    """Factor applied to the learning rate each time."""
+    max_bad_steps: int = 20
+    """Stop with an error after this many skipped steps in a row."""
+
+
+@dataclass
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     method: str = "nerf"
@@ -67,6 +82,7 @@ class TrainConfig:
     """Overrides of the method's own options (see ``nerfkit train --help``)."""
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    guard: GuardConfig = field(default_factory=GuardConfig)
     output: str = ""
     """Run directory."""
 
@@ -82,7 +98,7 @@ class TrainConfig:
         if version != FORMAT_VERSION:
             raise ConfigError(f"{where}: format_version {version!r} is not supported (this nerfkit reads "
                               f"{FORMAT_VERSION}); re-train or use the nerfkit version that wrote it")
-        subs = {"data": DataConfig, "runtime": RuntimeConfig, "log": LogConfig}
+        subs = {"data": DataConfig, "runtime": RuntimeConfig, "log": LogConfig, "guard": GuardConfig}
         kwargs = {}
         names = {f.name for f in dataclasses.fields(cls)}
         for key, value in d.items():
@@ -104,21 +120,31 @@ def _build(klass, values: dict, where: str):
 
 
 def save_config(cfg: TrainConfig, path: Path) -> None:
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text(json.dumps(cfg.to_json(), indent=2) + "\n")
-    tmp.replace(path)
+    """Write the config atomically (a kill leaves the old file or the new one, never half of one)."""
+    from ..data.files import write_atomic
+
+    write_atomic(Path(path), json.dumps(cfg.to_json(), indent=2) + "\n")
 
 
 def load_config(path: Path) -> TrainConfig:
     from ..errors import RunError
 
     try:
-        d = json.loads(Path(path).read_text())
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise RunError(f"{path}: not found; is this a nerfkit run directory (made by `nerfkit train`)?")
-    except json.JSONDecodeError as e:
-        raise RunError(f"{path}: malformed JSON ({e.msg} at line {e.lineno}); restore or re-create the run")
-    return TrainConfig.from_json(d, str(path))
+        raise RunError(f"{path}: not found; is this a nerfkit run directory? Pass the folder made by "
+                       "`nerfkit train` (it holds config.json and checkpoints/)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        what = f"{e.msg} at line {e.lineno}" if isinstance(e, json.JSONDecodeError) else f"not UTF-8: {e.reason}"
+        raise RunError(f"{path}: malformed JSON ({what}); restore or re-create the run") from None
+    except OSError as e:
+        raise RunError(f"{path}: cannot read ({e.strerror or e}); check the path and its permissions") from None
+    if not isinstance(d, dict):
+        raise RunError(f"{path}: expected a JSON object at the top level; restore or re-create the run")
+    try:
+        return TrainConfig.from_json(d, str(path))
+    except (TypeError, ValueError, AttributeError) as e:  # a section that is not an object, a wrong field type
+        raise RunError(f"{path}: invalid run configuration ({e}); restore or re-create the run") from None
 
 
 def parse_duration(text: str | float | None) -> float | None:

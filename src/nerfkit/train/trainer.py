@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -12,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from ..data import read_scene
-from ..data.batching import PixelBank
+from ..data.batching import make_pixel_bank
 from ..data.images import background_color, composite, save_png
 from ..data.scene import SceneData
 from ..errors import ConfigError, RunError
@@ -102,30 +105,60 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(cfg.runtime.seed)
         self.step = 0
         self.train_time = 0.0
-        self.skipped = 0
+        self.skipped = 0  # steps skipped for a non-finite loss or gradient
+        self.bad_streak = 0  # consecutive skipped steps
+        self.lr_scale = 1.0  # lowered when non-finite steps repeat
+        self._stop_signal = None  # set by SIGINT/SIGTERM; the loop stops at the end of the step
         if resume:
             self._restore()
+        else:
+            (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
         save_config(cfg, self.run_dir / "config.json")
         prog = (lambda it, **kw: tqdm(it, leave=False, **kw)) if cfg.log.progress else None
-        self.bank = PixelBank(self.scene, self.train_views, progress=prog, with_depth=cfg.data.depth_weight > 0)
+        self.bank = make_pixel_bank(self.scene, self.train_views, cfg.data.image_memory, seed=cfg.runtime.seed,
+                                    progress=prog, with_depth=cfg.data.depth_weight > 0, log=self._note)
+
+    def _note(self, text: str) -> None:
+        """A message for the person at the terminal, also kept in the run's events log."""
+        print(text, file=sys.stderr, flush=True)
+        self._event("note", text=text)
+
+    def _event(self, kind: str, **fields) -> None:
+        """Append one line to ``events.jsonl`` (starts, resumes, interruptions, skipped steps, notes)."""
+        rec = {"event": kind, "step": self.step, "wall": round(time.time(), 3), **fields}
+        with open(self.run_dir / "events.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(rec) + "\n")
 
     # --- checkpoints ---------------------------------------------------------------------------
     def _state(self) -> dict:
-        return {
+        state = {
             "format_version": 1, "method": self.cfg.method, "step": self.step, "train_time": self.train_time,
-            "skipped_steps": self.skipped, "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "rng": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
+            "skipped_steps": self.skipped, "bad_streak": self.bad_streak, "lr_scale": self.lr_scale,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "rng": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
         }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
 
     def _restore(self) -> None:
-        ck = load_checkpoint(self.run_dir, device="cpu")
-        self.model.load_state_dict(ck["model"])
-        self.optimizer.load_state_dict(ck["optimizer"])
-        self.scheduler.load_state_dict(ck["scheduler"])
-        self.gen.set_state(ck["rng"])
-        torch.set_rng_state(ck["torch_rng"])
-        self.step, self.train_time, self.skipped = int(ck["step"]), float(ck["train_time"]), int(ck["skipped_steps"])
+        """Continue from the newest readable checkpoint (or from the start when the run died before its
+        first one); drop log lines written after it, so the log reads as if the run never stopped."""
+        for tmp in (self.run_dir / "checkpoints").glob(".step_*.tmp"):
+            tmp.unlink(missing_ok=True)  # a write the previous process did not finish
+        if list_checkpoints(self.run_dir):
+            ck = load_checkpoint(self.run_dir, device="cpu")
+            self.model.load_state_dict(ck["model"])
+            self.optimizer.load_state_dict(ck["optimizer"])
+            self.scheduler.load_state_dict(ck["scheduler"])
+            self.gen.set_state(ck["rng"])
+            torch.set_rng_state(ck["torch_rng"])
+            if "cuda_rng" in ck and self.device.type == "cuda":
+                torch.cuda.set_rng_state(ck["cuda_rng"], self.device)
+            self.step, self.train_time, self.skipped = int(ck["step"]), float(ck["train_time"]), int(ck["skipped_steps"])
+            self.bad_streak, self.lr_scale = int(ck.get("bad_streak", 0)), float(ck.get("lr_scale", 1.0))
+        trim_log(self.run_dir / "metrics.jsonl", self.step)
+        self._event("resume", train_time=round(self.train_time, 3))
 
     def save(self) -> Path:
         return save_checkpoint(self.run_dir, self.step, self._state(), keep=self.cfg.log.keep_checkpoints)
@@ -159,9 +192,16 @@ class Trainer:
             rt.max_time is not None and self.train_time >= rt.max_time)
 
     def train(self) -> Path:
+        """Train until the budget is used; returns the run directory.
+
+        SIGINT (Ctrl+C) and SIGTERM stop at the end of the current step, write a checkpoint and raise
+        ``KeyboardInterrupt``; a second Ctrl+C stops at once. A kill at any point loses at most the
+        steps since the last checkpoint (see ``--resume``).
+        """
         cfg, rt = self.cfg, self.cfg.runtime
         if rt.max_steps is None and rt.max_time is None:
             raise ConfigError("give --max-steps or --max-time (or both) so training knows when to stop")
+        self._event("start" if self.step == 0 else "continue", max_steps=rt.max_steps, max_time=rt.max_time)
         log = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
         bar = tqdm(total=rt.max_steps, initial=self.step, disable=not cfg.log.progress, unit="step",
                    dynamic_ncols=True, desc=f"train {cfg.method}")
@@ -170,12 +210,15 @@ class Trainer:
         recent = []  # (rays, seconds) of recent steps, for rays/s
         pending_times = sorted(t for t in cfg.log.eval_times if t > self.train_time)
         t_warm = time.perf_counter()
-        self.model.warmup()  # kernel builds / compilation happen here, outside the training clock
-        log.write(json.dumps({"step": self.step, "warmup_s": round(time.perf_counter() - t_warm, 2)}) + "\n")
+        with _rng_untouched(self.device):  # a resumed run must draw the same numbers as an uninterrupted one
+            self.model.warmup()  # kernel builds / compilation happen here, outside the training clock
+        self._event("warmup", seconds=round(time.perf_counter() - t_warm, 2))
+        restore_signals = self._catch_signals()
         try:
-            while not self._done():
+            while not self._done() and self._stop_signal is None:
                 t0 = time.perf_counter()
                 self.model.train()
+                self.bank.set_step(self.step)
                 self.model.before_step(self.step)
                 self.model.update_schedule(self.optimizer, self._progress())
                 n = self.model.batch_rays()
@@ -189,7 +232,7 @@ class Trainer:
                 # micro-batches: the same gradient, with tensors small enough to stay out of page faults
                 micro = int(getattr(self.model.config, "micro_batch_rays", 0) or n)
                 self.optimizer.zero_grad(set_to_none=True)
-                loss_sum, mse_sum, finite = 0.0, 0.0, True
+                loss_sum, mse_sum, bad = 0.0, 0.0, None
                 for s in range(0, n, micro):
                     sl = slice(s, min(n, s + micro))
                     out = self.model.render_rays(origins[sl], dirs[sl], bg[sl])
@@ -201,20 +244,24 @@ class Trainer:
                     frac = (sl.stop - sl.start) / n
                     loss = losses["loss"] * frac
                     if not torch.isfinite(loss):
-                        finite = False
+                        bad = "loss"
                         break
                     loss.backward()
                     loss_sum += float(loss.detach())
                     mse_sum += float(losses.get("mse", losses["loss"]).detach()) * frac
-                if not finite:
-                    self.skipped += 1  # never let a non-finite loss touch the weights
-                    bar.write(f"step {self.step}: non-finite loss, step skipped ({self.skipped} so far)")
+                if bad is None and not gradients_finite(self.optimizer):
+                    bad = "gradient"
+                if bad is not None:  # never let a non-finite loss or gradient touch the weights
                     self.optimizer.zero_grad(set_to_none=True)
-                    if self.skipped > 100:
-                        raise RunError(f"{self.run_dir}: {self.skipped} non-finite losses; the run diverged — "
-                                       "lower the learning rate or check the data")
+                    self._non_finite(bar, bad)
                     continue
+                self.bad_streak = 0
+                lrs = [g["lr"] for g in self.optimizer.param_groups]
+                for g in self.optimizer.param_groups:
+                    g["lr"] = g["lr"] * self.lr_scale
                 self.optimizer.step()
+                for g, lr in zip(self.optimizer.param_groups, lrs):
+                    g["lr"] = lr
                 self.scheduler.step()
                 self.model.after_step(self.step, out)
                 if self.device.type == "cuda":
@@ -225,7 +272,7 @@ class Trainer:
                 recent = (recent + [(n, dt)])[-20:]
                 rays_s = sum(r for r, _ in recent) / max(1e-9, sum(t for _, t in recent))
                 rec = {"step": self.step, "time": round(self.train_time, 3), "loss": loss_sum,
-                       "psnr": round(mse_to_psnr(mse_sum), 3), "lr": self.optimizer.param_groups[0]["lr"],
+                       "psnr": round(mse_to_psnr(mse_sum), 3), "lr": lrs[0] * self.lr_scale,
                        "rays_per_s": round(rays_s, 1), "skipped_steps": self.skipped, **self.model.state_for_log()}
                 if self.step % 10 == 0 or self.step == 1:
                     log.write(json.dumps(rec) + "\n")
@@ -250,15 +297,75 @@ class Trainer:
                     bar.write(f"{at:g} s (step {self.step}): test PSNR {ev['test_psnr']:.2f} dB, SSIM {ev['test_ssim']:.4f}")
                 if cfg.log.checkpoint_every and self.step % cfg.log.checkpoint_every == 0:
                     self.save()
+            if self._stop_signal is not None:
+                raise KeyboardInterrupt
         except KeyboardInterrupt:
-            bar.write("interrupted: saving a checkpoint")
-            self.save()
+            # stopped by a signal (at a step boundary) or by a second Ctrl+C (anywhere in the step)
+            at_boundary = self._stop_signal is not None
+            ck = self.save() if at_boundary else self._save_previous_step()
+            self._event("interrupt", signal=self._stop_signal or "SIGINT", checkpoint=ck.name if ck else None)
+            where = f"checkpoint {ck} written" if ck else "no checkpoint written (stopped inside a step)"
+            bar.write(f"interrupted at step {self.step}: {where}; continue with "
+                      f"nerfkit train --data {cfg.data.path} --output {self.run_dir} --resume", file=sys.stderr)
             raise
         finally:
+            restore_signals()
             bar.close()
             log.close()
+            self.bank.close()
         self.save()
+        self._event("finish", train_time=round(self.train_time, 3))
         return self.run_dir
+
+    def _save_previous_step(self) -> Path | None:
+        """After an interruption inside a step the weights may be half-updated: keep the last checkpoint."""
+        cks = list_checkpoints(self.run_dir)
+        return cks[-1] if cks else None
+
+    def _catch_signals(self):
+        """Turn the first SIGINT/SIGTERM into a stop at the end of the step; returns the undo function."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        old = {}
+
+        def handler(signum, frame):
+            if self._stop_signal is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt  # second Ctrl+C: stop now
+            self._stop_signal = signal.Signals(signum).name
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                old[sig] = signal.signal(sig, handler)
+            except (ValueError, OSError):  # pragma: no cover - platforms without the signal
+                pass
+
+        def restore():
+            for sig, h in old.items():
+                signal.signal(sig, h)
+        return restore
+
+    def _non_finite(self, bar, what: str) -> None:
+        """Count a skipped step; halve the learning rate every ``lr_backoff_after`` skips in a row; give up
+        after ``max_bad_steps`` in a row."""
+        g = self.cfg.guard
+        self.skipped += 1
+        self.bad_streak += 1
+        self._event("non_finite", what=what, streak=self.bad_streak, skipped=self.skipped)
+        bar.write(f"step {self.step}: non-finite {what}, step skipped ({self.skipped} so far)", file=sys.stderr)
+        if self.bad_streak >= g.max_bad_steps:
+            cks = list_checkpoints(self.run_dir)
+            last = f"the last good checkpoint is {cks[-1]}" if cks else "no checkpoint was written"
+            self._event("diverged", lr_scale=self.lr_scale)
+            raise RunError(
+                f"{self.run_dir}: training diverged at step {self.step}: {self.bad_streak} steps in a row gave a "
+                f"non-finite {what} even with the learning rate lowered to {self.lr_scale:g}x; {last}. Check the "
+                "data for NaN/Inf (images, poses, depth maps) and train again with a lower learning rate "
+                "(e.g. --set lr=...) or resume with --resume")
+        if self.bad_streak % g.lr_backoff_after == 0:
+            self.lr_scale *= g.lr_backoff
+            self._event("lr_lowered", lr_scale=self.lr_scale)
+            bar.write(f"step {self.step}: {self.bad_streak} non-finite steps in a row; learning rate lowered to "
+                      f"{self.lr_scale:g}x", file=sys.stderr)
 
     def _progress(self) -> float:
         """Fraction of the budget used: the larger of steps and time."""
@@ -282,6 +389,46 @@ class Trainer:
         skipped = f" skipped {self.skipped}" if self.skipped else ""
         return (f"loss {rec['loss']:.4f} psnr {rec['psnr']:.2f} {rays_s:,.0f} rays/s eta {int(e) // 60}:{int(e) % 60:02d}"
                 f"{skipped}")
+
+
+def gradients_finite(optimizer: torch.optim.Optimizer) -> bool:
+    """True when every gradient the optimiser would apply is finite (one device sync)."""
+    flags = [torch.isfinite(p.grad).all() for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+    return bool(torch.stack(flags).all()) if flags else True
+
+
+class _rng_untouched:
+    """Context manager: code inside may draw random numbers without moving the global generators."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def __enter__(self):
+        self.cpu = torch.get_rng_state()
+        self.cuda = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+
+    def __exit__(self, *exc):
+        torch.set_rng_state(self.cpu)
+        if self.cuda is not None:
+            torch.cuda.set_rng_state(self.cuda, self.device)
+        return False
+
+
+def trim_log(path: Path, step: int) -> None:
+    """Keep the complete records of a JSON-lines log whose ``step`` is at most ``step`` (atomically)."""
+    from ..data.files import write_atomic
+
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # the line a kill cut short
+        if isinstance(rec, dict) and rec.get("step", 0) <= step:
+            keep.append(line)
+    write_atomic(path, "".join(x + "\n" for x in keep))
 
 
 def train(cfg: TrainConfig, resume: bool = False, callbacks: Sequence[Callable] = ()) -> Path:
