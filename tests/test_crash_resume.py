@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from nerfkit.train.trainer import read_log
+
 STEPS, EVERY = 100, 20
 # a small model keeps each of the seven process starts short; the test is about state, not quality
 CHEAP = ["--set", "max_resolution=256", "--set", "n_levels=8", "--set", "log2_table_size=15",
@@ -41,16 +43,8 @@ def _env(**extra) -> dict:
 
 def _logged_step(run: Path) -> int:
     """Newest step in the metrics log (0 before the first record)."""
-    try:
-        lines = (run / "metrics.jsonl").read_text().splitlines()
-    except FileNotFoundError:
-        return 0
-    for line in reversed(lines):
-        try:
-            return int(json.loads(line)["step"])
-        except (ValueError, KeyError):
-            continue
-    return 0
+    recs = read_log(run / "metrics.jsonl")
+    return int(recs[-1]["step"]) if recs else 0
 
 
 def _run_until(cmd, run: Path, env: dict, step: int | None, sig=signal.SIGKILL, event: str | None = None):

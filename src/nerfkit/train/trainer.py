@@ -213,6 +213,7 @@ class Trainer:
         with _rng_untouched(self.device):  # a resumed run must draw the same numbers as an uninterrupted one
             self.model.warmup()  # kernel builds / compilation happen here, outside the training clock
         self._event("warmup", seconds=round(time.perf_counter() - t_warm, 2))
+        self.bank.set_step(self.step)  # a streamed bank decodes its first working set here, off the clock
         restore_signals = self._catch_signals()
         try:
             while not self._done() and self._stop_signal is None:
@@ -414,21 +415,31 @@ class _rng_untouched:
         return False
 
 
+def read_log(path: Path) -> list[dict]:
+    """The complete records of a JSON-lines log (``metrics.jsonl``, ``events.jsonl``); a line cut short
+    by a kill is left out. An absent file reads as no records."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
 def trim_log(path: Path, step: int) -> None:
     """Keep the complete records of a JSON-lines log whose ``step`` is at most ``step`` (atomically)."""
     from ..data.files import write_atomic
 
     if not path.is_file():
         return
-    keep = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # the line a kill cut short
-        if isinstance(rec, dict) and rec.get("step", 0) <= step:
-            keep.append(line)
-    write_atomic(path, "".join(x + "\n" for x in keep))
+    write_atomic(path, "".join(json.dumps(r) + "\n" for r in read_log(path) if r.get("step", 0) <= step))
 
 
 def train(cfg: TrainConfig, resume: bool = False, callbacks: Sequence[Callable] = ()) -> Path:
