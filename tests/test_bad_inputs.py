@@ -646,6 +646,31 @@ def _(tmp, request):
     return call, ["step_0000002.pt", "No space left", "step_0000001.pt is intact"]
 
 
+@error_case("training_disk_full", "disk full (ENOSPC) while training writes a preview or log line (simulated)",
+            RunError, "free disk space")
+def _(tmp, request):
+    from nerfkit.train import trainer as tr
+    from nerfkit.train.config import DataConfig, LogConfig, RuntimeConfig, TrainConfig
+
+    run = tmp / "run"
+    cfg = TrainConfig(data=DataConfig(path=str(blender(tmp / "scene", size=(16, 16)))), method="nerf",
+                      method_options={"n_coarse": 8, "n_fine": 8, "width": 32, "batch_rays": 64, "bf16": False},
+                      runtime=RuntimeConfig(max_steps=6, threads=1),
+                      log=LogConfig(eval_every=4, checkpoint_every=2, progress=False), output=str(run))
+
+    def full(path, img):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    request.getfixturevalue("monkeypatch").setattr(tr, "save_png", full)
+
+    def call():
+        try:
+            tr.Trainer(cfg).train()
+        finally:  # the checkpoints written before stay readable
+            assert [p.name for p in (run / "checkpoints").glob("step_*.pt")] == ["step_0000002.pt"]
+    return call, ["run", "No space left", "at step 4", "step_0000002.pt is intact", "--resume"]
+
+
 @pytest.mark.parametrize("cid", list(ERRORS))
 def test_bad_input_raises_clear_error(cid, tmp_path, request):
     case = ERRORS[cid]
@@ -1044,3 +1069,34 @@ def test_catalogue_is_complete():
                 "duplicate_frames_blender", "path_escapes", "folder_unreadable", "cli_snapshot_newer",
                 "checkpoint_disk_full"}
     assert required <= set(ids), required - set(ids)
+
+
+# ------------------------------------------------------------------------------------------ out of memory
+
+
+@pytest.mark.parametrize("exc", [MemoryError(), RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+                                 RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't "
+                                              "allocate memory: you tried to allocate 8589934592 bytes")],
+                         ids=["MemoryError", "cuda_oom", "cpu_allocator"])
+def test_cli_out_of_memory_is_explained(exc, tmp_path, monkeypatch, capsys):
+    import nerfkit.cli.train as cli_train
+
+    def boom(a):
+        raise exc
+
+    monkeypatch.setattr(cli_train, "cmd_train", boom)
+    rc = main(["train", "--data", str(tmp_path), "--max-steps", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error:") and "Traceback" not in err
+    assert "out of memory" in err and "--image-memory" in err and "--downscale 2" in err and "--resume" in err
+
+
+def test_cli_other_runtime_errors_are_not_hidden(tmp_path, monkeypatch):
+    import nerfkit.cli.train as cli_train
+
+    def boom(a):
+        raise RuntimeError("a bug, not the user's input")
+
+    monkeypatch.setattr(cli_train, "cmd_train", boom)
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["train", "--data", str(tmp_path), "--max-steps", "1"])

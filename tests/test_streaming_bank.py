@@ -122,3 +122,22 @@ def test_training_streams_a_capture_larger_than_its_budget(synthetic_64, tmp_pat
     # measured with these settings: 18.74 dB streamed, 18.55 dB with all images held (1GiB budget)
     p = tr.split_eval()["test_psnr"]
     assert p > 17.5, p
+
+
+def test_streamed_slots_hold_the_same_pixels_and_depth_as_the_full_bank(synthetic_64):
+    """RGBA images and depth maps: each slot equals the held bank's pixels and depth of its view."""
+    scene = read_scene(synthetic_64)
+    views = scene.split("train")
+    full = PixelBank(scene, views, with_depth=True)
+    bank = StreamingPixelBank(scene, views, slots=7, seed=2, refresh_every=5, with_depth=True, channels=4)
+    for step in (0, 5, 10, 35):
+        bank.set_step(step)
+        for s, vi in enumerate(bank.slot_view.tolist()):
+            a, b = int(full.offsets[vi]), int(full.offsets[vi + 1])
+            lo = s * bank.slot_pixels
+            assert torch.equal(bank.pixels[lo:lo + b - a], full.pixels[a:b])
+            assert torch.equal(bank.depth[lo:lo + b - a], full.depth[a:b])
+    bank.close()
+    assert full.has_alpha and bank.has_alpha and float(full.depth.max()) > 0
+    origins, dirs, pix, dist = bank.sample(500, torch.Generator().manual_seed(0))
+    assert dist.shape == (500,) and (dist >= 0).all() and (dist > 0).any()

@@ -32,6 +32,28 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(f"error: {OOM_ADVICE}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        if not _is_oom(e):
+            raise
+        print(f"error: {str(e).strip().splitlines()[0][:200]}\n{OOM_ADVICE}", file=sys.stderr)
+        return 2
+
+
+OOM_ADVICE = ("out of memory. Training: lower --image-memory (images are then streamed), pass --downscale 2 or "
+              "lower the samples per step (--set target_samples=65536); rendering and export: a lower "
+              "resolution. A run with checkpoints continues with --resume")
+
+
+def _is_oom(e: RuntimeError) -> bool:
+    """PyTorch's allocation failures: CUDA's OutOfMemoryError, the CPU and MPS allocators' messages."""
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    text = str(e).lower()
+    return (oom is not None and isinstance(e, oom)) or "out of memory" in text or "can't allocate memory" in text
 
 
 if __name__ == "__main__":

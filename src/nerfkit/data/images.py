@@ -183,8 +183,12 @@ def save_png(path: Path, img: np.ndarray) -> None:
 
     if img.dtype != np.uint8:
         img = (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    import io
+
+    from .files import write_atomic
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(img.squeeze(-1) if img.ndim == 3 and img.shape[-1] == 1 else img).save(tmp, format="PNG")
-    tmp.replace(path)
+    buf = io.BytesIO()
+    Image.fromarray(img.squeeze(-1) if img.ndim == 3 and img.shape[-1] == 1 else img).save(buf, format="PNG")
+    write_atomic(path, buf.getvalue())

@@ -309,6 +309,12 @@ class Trainer:
             bar.write(f"interrupted at step {self.step}: {where}; continue with "
                       f"nerfkit train --data {cfg.data.path} --output {self.run_dir} --resume", file=sys.stderr)
             raise
+        except OSError as e:  # disk full or a folder made read-only while training (logs, previews)
+            cks = list_checkpoints(self.run_dir)
+            last = f"the last checkpoint {cks[-1].name} is intact" if cks else "no checkpoint was written yet"
+            raise RunError(f"{e.filename or self.run_dir}: cannot write ({e.strerror or e}) at step {self.step}; "
+                           f"{last}; free disk space (or make {self.run_dir} writable) and continue with "
+                           "--resume") from e
         finally:
             restore_signals()
             bar.close()
