@@ -10,7 +10,7 @@ import torch
 
 from nerfkit.errors import RunError
 from nerfkit.train.config import DataConfig, GuardConfig, LogConfig, RuntimeConfig, TrainConfig
-from nerfkit.train.trainer import Trainer, gradients_finite
+from nerfkit.train.trainer import Trainer, gradients_finite_flag
 
 
 # a small model: these tests are about the guard, not about quality
@@ -100,13 +100,13 @@ def test_a_run_that_never_recovers_stops_with_a_clear_error(synthetic_64, tmp_pa
     assert _events(run)[-1]["event"] == "diverged"
 
 
-def test_gradients_finite_reference():
+def test_gradients_finite_flag_reference():
     a, b = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))
     opt = torch.optim.SGD([a, b], lr=0.1)
-    assert gradients_finite(opt)  # no gradients yet
+    assert bool(gradients_finite_flag(opt))  # no gradients yet
     a.grad, b.grad = torch.zeros(3), torch.tensor([1.0, 2.0])
-    assert gradients_finite(opt)
+    assert bool(gradients_finite_flag(opt))
     b.grad = torch.tensor([1.0, float("-inf")])
-    assert not gradients_finite(opt)
+    assert not bool(gradients_finite_flag(opt))
     b.grad = torch.tensor([float("nan"), 0.0])
-    assert not gradients_finite(opt)
+    assert not bool(gradients_finite_flag(opt))

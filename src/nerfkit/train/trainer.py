@@ -233,7 +233,9 @@ class Trainer:
                 # micro-batches: the same gradient, with tensors small enough to stay out of page faults
                 micro = int(getattr(self.model.config, "micro_batch_rays", 0) or n)
                 self.optimizer.zero_grad(set_to_none=True)
-                loss_sum, mse_sum, bad = 0.0, 0.0, None
+                # losses stay on the device; one transfer per step reads them with the finiteness flag
+                loss_sum = torch.zeros((), device=self.device)
+                mse_sum = torch.zeros((), device=self.device)
                 for s in range(0, n, micro):
                     sl = slice(s, min(n, s + micro))
                     out = self.model.render_rays(origins[sl], dirs[sl], bg[sl])
@@ -244,14 +246,12 @@ class Trainer:
                         losses["loss"] = losses["loss"] + cfg.data.depth_weight * l1
                     frac = (sl.stop - sl.start) / n
                     loss = losses["loss"] * frac
-                    if not torch.isfinite(loss):
-                        bad = "loss"
-                        break
                     loss.backward()
-                    loss_sum += float(loss.detach())
-                    mse_sum += float(losses.get("mse", losses["loss"]).detach()) * frac
-                if bad is None and not gradients_finite(self.optimizer):
-                    bad = "gradient"
+                    loss_sum = loss_sum + loss.detach().float()
+                    mse_sum = mse_sum + losses.get("mse", losses["loss"]).detach().float() * frac
+                grads_ok = gradients_finite_flag(self.optimizer, self.device)
+                loss_sum, mse_sum, grads_ok = torch.stack([loss_sum, mse_sum, grads_ok.float()]).tolist()
+                bad = "loss" if not math.isfinite(loss_sum) else ("gradient" if grads_ok < 1 else None)
                 if bad is not None:  # never let a non-finite loss or gradient touch the weights
                     self.optimizer.zero_grad(set_to_none=True)
                     self._non_finite(bar, bad)
@@ -274,9 +274,9 @@ class Trainer:
                 rays_s = sum(r for r, _ in recent) / max(1e-9, sum(t for _, t in recent))
                 rec = {"step": self.step, "time": round(self.train_time, 3), "loss": loss_sum,
                        "psnr": round(mse_to_psnr(mse_sum), 3), "lr": lrs[0] * self.lr_scale,
-                       "rays_per_s": round(rays_s, 1), "skipped_steps": self.skipped, **self.model.state_for_log()}
-                if self.step % 10 == 0 or self.step == 1:
-                    log.write(json.dumps(rec) + "\n")
+                       "rays_per_s": round(rays_s, 1), "skipped_steps": self.skipped}
+                if self.step % 10 == 0 or self.step == 1:  # the method's numbers may cost a device sync
+                    log.write(json.dumps({**rec, **self.model.state_for_log()}) + "\n")
                     log.flush()
                 bar.update(1)
                 bar.set_postfix_str(self._postfix(rec, rays_s), refresh=False)
@@ -398,10 +398,10 @@ class Trainer:
                 f"{skipped}")
 
 
-def gradients_finite(optimizer: torch.optim.Optimizer) -> bool:
-    """True when every gradient the optimiser would apply is finite (one device sync)."""
+def gradients_finite_flag(optimizer: torch.optim.Optimizer, device=None) -> torch.Tensor:
+    """A boolean scalar on the device: every gradient the optimiser would apply is finite (no sync)."""
     flags = [torch.isfinite(p.grad).all() for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-    return bool(torch.stack(flags).all()) if flags else True
+    return torch.stack(flags).all() if flags else torch.ones((), dtype=torch.bool, device=device)
 
 
 class _rng_untouched:
