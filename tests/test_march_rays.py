@@ -185,3 +185,62 @@ def test_fast_path_sees_in_place_bitfield_updates():
     assert before[0].numel() != after[0].numel()
     for a, b in zip(after, ref):
         assert torch.equal(a, b)
+
+
+TRITON_PARITY = r'''
+import os, sys
+os.environ["TRITON_INTERPRET"] = "1"  # must precede the kernel's import: runs it on the CPU with numpy
+import torch
+from nerfkit.ops._ref.march_rays import march_rays_ref, pack_bits, step_grid
+from nerfkit.ops._triton.march_rays import march_rays_triton
+from nerfkit.cameras.rays import ray_aabb
+
+AABB = torch.tensor([[-1.0, -0.5, -1.2], [1.3, 0.8, 1.0]])
+failed = []
+for n_casc, res, cone, max_samples, seed in [(1, 16, 0.0, 1024, 0), (3, 16, 1 / 64, 1024, 1), (2, 8, 0.0, 7, 2),
+                                             (1, 16, 1 / 32, 0, 3), (4, 8, 1 / 16, 3, 4)]:
+    g = torch.Generator().manual_seed(seed)
+    bits = pack_bits(torch.rand(n_casc, res ** 3, generator=g) < 0.2)
+    o = torch.randn(48, 3, generator=g) * 3
+    d = torch.nn.functional.normalize(-o + torch.randn(48, 3, generator=g) * 0.5, dim=-1)
+    half = (AABB[1] - AABB[0]) / 2 * 2 ** (n_casc - 1)
+    tn, tf, hit = ray_aabb(o, d, torch.stack([AABB.mean(0) - half, AABB.mean(0) + half]))
+    tf = torch.where(hit & (tf > tn), tf, tn)
+    u = torch.rand(48, generator=g)
+    table = step_grid(float(tf[tf > tn].max()), 0.02, cone, 0.1)
+    ref = march_rays_ref(o, d, tn, tf, bits, AABB, u, table, max_samples)
+    tri = march_rays_triton(o, d, tn, tf, bits, AABB, u, table, max_samples)
+    if not all(torch.equal(a, b) for a, b in zip(ref, tri)):
+        failed.append((n_casc, res, cone, max_samples, ref[0].numel(), tri[0].numel()))
+    elif max_samples > 0 and ref[0].numel() < 100:
+        failed.append(("too few samples to test", ref[0].numel()))
+print(failed)
+sys.exit(1 if failed else 0)
+'''
+
+
+def test_triton_kernel_is_bit_identical_to_the_reference_in_the_interpreter():
+    """The Triton kernel run by Triton's CPU interpreter (numpy float32, no FMA), against the reference."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("triton", reason="Triton is not installed (CUDA builds of PyTorch on Linux ship it)")
+    proc = subprocess.run([sys.executable, "-c", TRITON_PARITY], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_triton_kernel_matches_the_reference_on_the_gpu():
+    pytest.importorskip("triton")
+    bits = random_bits(3, 32, 0.2, seed=7).cuda()
+    o, d = random_rays(4000, seed=8)
+    half = (AABB[1] - AABB[0]) / 2 * 4
+    tn, tf, _ = ray_aabb(o, d, torch.stack([AABB.mean(0) - half, AABB.mean(0) + half]))
+    offsets = torch.rand(4000, generator=torch.Generator().manual_seed(9))
+    args = [x.cuda() for x in (o, d, tn, tf)]
+    kw = dict(step_size=0.01, cone_angle=1 / 128, max_samples=256, jitter=offsets.cuda())
+    ref = march_rays(*args, bits, AABB.cuda(), backend="ref", **kw)
+    tri = march_rays(*args, bits, AABB.cuda(), backend="triton", **kw)
+    assert ref[0].numel() > 10000
+    for a, b in zip(ref, tri):
+        assert torch.equal(a, b)

@@ -9,8 +9,12 @@ Backends (``backend=``):
   sequentially, jumps over empty blocks of up to 32^3 cells (bitfield mips, cached per bitfield
   version) and emits the samples of an occupied cell without re-looking them up; one pass into
   per-chunk buffers, then one copy. Bit-identical to the reference, ~14x faster on the benchmark.
+- ``"triton"``: Triton kernel (``ops/_triton/march_rays.py``) for CUDA tensors: one lane per ray,
+  candidates tested in registers, two launches (count, then write). Bit-identical to the reference
+  (checked in Triton's interpreter on the CPU, and on the GPU where one is present).
 - ``"ref"``: the vectorised pure-PyTorch reference (tests every candidate step; any device).
-- ``"auto"`` (default): ``"cpp"`` when the inputs allow it and the kernel builds, else ``"ref"``.
+- ``"auto"`` (default): ``"cpp"`` for CPU tensors when the kernel builds, ``"triton"`` for CUDA
+  tensors when Triton imports, else ``"ref"``.
 
 ``NERFKIT_NO_EXT=1`` disables the C++ kernel.
 """
@@ -26,7 +30,7 @@ import torch
 from nerfkit.ops._cpu import load_cpu_library
 from nerfkit.ops._ref.march_rays import grid_frame, grid_resolution, march_rays_ref, step_grid
 
-_BACKENDS = ("auto", "cpp", "ref")
+_BACKENDS = ("auto", "cpp", "triton", "ref")
 _MAX_MIP_LEVELS = 5
 _lib_configured = False
 _mip_cache: list[tuple] = []  # (weakref to bitfield, version, levels, mips), most recent last
@@ -126,7 +130,7 @@ def march_rays(
         max_samples: at most this many samples per ray (the nearest ones).
         jitter: False (samples on the step grid), True (one uniform offset per ray, shifting that
             ray's samples by a fraction of a step) or a tensor [N] of offsets in [0, 1).
-        backend: ``"auto"``, ``"cpp"`` or ``"ref"`` (see the module docstring).
+        backend: ``"auto"``, ``"cpp"``, ``"triton"`` or ``"ref"`` (see the module docstring).
 
     Returns:
         ray_indices int64 [M] (sorted; samples of a ray are contiguous and ordered by distance),
@@ -167,10 +171,23 @@ def march_rays(
                 raise RuntimeError("the C++ march_rays kernel is unavailable (or inputs are not on the CPU)")
             return _march_cpu(lib, o.contiguous(), d.contiguous(), tn.contiguous(), tf.contiguous(),
                               offsets.contiguous(), table, bitfield.contiguous(), aabb, int(max_samples))
+        use_triton = backend == "triton" or (backend == "auto" and dev.type == "cuda" and _triton_available())
+        if use_triton:
+            if not _triton_available():
+                raise RuntimeError("the Triton march_rays kernel needs the triton package")
+            from ._triton.march_rays import march_rays_triton
+
+            return march_rays_triton(o, d, tn, tf, bitfield.to(dev), aabb, offsets, table, int(max_samples))
         # on a GPU, test many candidates at once (each chunk costs host syncs); on a CPU stay cache-sized
         chunk = 1 << 23 if dev.type == "cuda" else 1 << 16
         return march_rays_ref(o, d, tn, tf, bitfield, aabb.to(dev), offsets, table.to(dev), int(max_samples),
                               chunk=chunk)
+
+
+def _triton_available() -> bool:
+    from ._triton import available
+
+    return available()
 
 
 def default_step_size(aabb: torch.Tensor) -> float:
