@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# One call on a lent GPU machine: the fast kernels' GPU parity tests, then the Lego benchmark.
+#
+#   device run (carry ["bench_data"]):  bash benchmarks/gpu_check.sh
+#
+# Needs bench_data/lego: train/, test/ and transforms_{train,test}.json of nerf_synthetic/lego
+# (52 MB; bench_data/ is git-ignored). MINUTES (default 5) sets the training budget; results and
+# logs go to $OUT (the device tool's output folder) and benchmarks/results/ngp_lego_gpu.json.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+OUT="${OUT:-/tmp/nerfkit-gpu-check}"
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee "$OUT/gpu.txt"
+python -c "import torch, sys; print('torch', torch.__version__, 'cuda', torch.cuda.is_available()); \
+import importlib.util as u; print('triton', u.find_spec('triton') is not None)" 2>&1 | tee -a "$OUT/gpu.txt"
+if python -c "import pytest" 2>/dev/null; then
+    timeout 150 python -m pytest -q -x tests/test_march_rays.py tests/test_composite_packed.py \
+        tests/test_hash_encode.py -k "gpu or cuda or triton" 2>&1 | tail -15 | tee "$OUT/parity.txt"
+else
+    echo "pytest missing: parity tests not run" | tee "$OUT/parity.txt"
+fi
+cd benchmarks
+timeout "${BENCH_TIMEOUT:-420}" python bench_ngp_lego.py --data ../bench_data/lego --downscale 1 \
+    --minutes "${MINUTES:-5}" --eval-at 15,60,180 --test-every 5 --name ngp_lego_gpu 2>&1 | tail -40 | tee "$OUT/bench.txt"
+cp results/ngp_lego_gpu.json "$OUT/" 2>/dev/null || true
