@@ -141,3 +141,24 @@ def test_streamed_slots_hold_the_same_pixels_and_depth_as_the_full_bank(syntheti
     assert full.has_alpha and bank.has_alpha and float(full.depth.max()) > 0
     origins, dirs, pix, dist = bank.sample(500, torch.Generator().manual_seed(0))
     assert dist.shape == (500,) and (dist >= 0).all() and (dist > 0).any()
+
+
+def test_previews_of_large_views_are_rendered_reduced(synthetic_64, tmp_path, monkeypatch):
+    """Training previews cap the longest side (PREVIEW_MAX_SIDE), with the ground truth area-filtered alike."""
+    from PIL import Image as PILImage
+
+    from nerfkit.train import trainer as tr
+    from nerfkit.train.config import DataConfig, LogConfig, RuntimeConfig, TrainConfig
+
+    monkeypatch.setattr(tr, "PREVIEW_MAX_SIDE", 24)
+    cfg = TrainConfig(data=DataConfig(path=str(synthetic_64)), method="ngp",
+                      method_options={"max_resolution": 128, "n_levels": 4, "log2_table_size": 12,
+                                      "grid_resolution": 32, "target_samples": 1 << 12},
+                      runtime=RuntimeConfig(seed=0, max_steps=4, threads=2),
+                      log=LogConfig(eval_every=4, checkpoint_every=0, progress=False), output=str(tmp_path / "run"))
+    t = tr.Trainer(cfg)
+    t.train()
+    ev = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines() if "eval_psnr" in x]
+    assert len(ev) == 1 and ev[0]["eval_size"] == [24, 24] and math.isfinite(ev[0]["eval_psnr"])
+    strip = PILImage.open(tmp_path / "run" / "previews" / "step_0000004.png")
+    assert strip.height == 24  # panels side by side at the reduced size

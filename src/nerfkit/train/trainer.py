@@ -27,6 +27,10 @@ from .metrics import mse_to_psnr, psnr
 from .pictures import comparison_strip
 
 
+PREVIEW_MAX_SIDE = 1024
+"""Longest side of the preview renders during training (larger test views are reduced)."""
+
+
 def select_device(name: str) -> torch.device:
     """'auto' picks CUDA, then Apple MPS, then the CPU."""
     if name == "auto":
@@ -165,16 +169,26 @@ class Trainer:
 
     # --- evaluation during training ------------------------------------------------------------
     def quick_eval(self) -> dict:
-        """Render the first test view, log its PSNR and save a preview picture."""
+        """Render the first test view, log its PSNR and save a preview picture. Views larger than
+        ``PREVIEW_MAX_SIDE`` are previewed reduced (area filter), so a preview of a big capture stays quick."""
+        from ..data.images import downscale_image, load_image
+
         view = self.test_views[0]
         bg = background_color(self.cfg.data.background, ())
-        out = render_image(self.model, scene_camera(self.scene, view), background=bg.to(self.device))
-        from ..data.images import load_image
-
-        gt = composite(torch.from_numpy(load_image(self.scene.image_paths[view], self.scene.downscale)), bg)
+        cam = scene_camera(self.scene, view)
+        factor = max(1.0, max(cam.width, cam.height) / PREVIEW_MAX_SIDE)
+        img = load_image(self.scene.image_paths[view], self.scene.downscale)
+        if factor > 1:
+            img = downscale_image(img, factor)
+            h, w = img.shape[:2]
+            sx, sy = w / cam.width, h / cam.height
+            cam = Camera(cam.c2w, cam.intrinsics * torch.tensor([sx, sy, sx, sy]), w, h, cam.camera_model,
+                         cam.distortion)
+        out = render_image(self.model, cam, background=bg.to(self.device))
+        gt = composite(torch.from_numpy(img), bg)
         p = psnr(out["rgb"].clamp(0, 1), gt)
         save_png(self.run_dir / "previews" / f"step_{self.step:07d}.png", comparison_strip(gt, out["rgb"], out["depth"], out["opacity"]))
-        return {"eval_psnr": p, "eval_view": self.scene.image_paths[view].name}
+        return {"eval_psnr": p, "eval_view": self.scene.image_paths[view].name, "eval_size": [cam.width, cam.height]}
 
     def split_eval(self) -> dict:
         """Mean PSNR/SSIM over the whole test split with the current model."""
