@@ -132,9 +132,11 @@ def test_sigkill_at_five_points_then_resume_matches_uninterrupted_run(synthetic_
     assert abs(p_ref - p_run) <= 0.2, (p_ref, p_run)
 
 
-def test_sigint_saves_a_checkpoint_and_exits_cleanly(synthetic_64, reference_run, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sigint_saves_a_checkpoint_and_exits_cleanly(synthetic_64, reference_run, tmp_path, sig):
+    """Ctrl+C (and a scheduler's SIGTERM) stop at the end of the step with a checkpoint of that step."""
     run = tmp_path / "ctrl_c"
-    rc, _, err = _run_until(_cmd(synthetic_64, run), run, _env(), 30, sig=signal.SIGINT)
+    rc, _, err = _run_until(_cmd(synthetic_64, run), run, _env(), 30, sig=sig)
     assert rc == 130, err
     assert "Traceback" not in err
     assert "interrupted at step" in err and "--resume" in err
@@ -143,7 +145,7 @@ def test_sigint_saves_a_checkpoint_and_exits_cleanly(synthetic_64, reference_run
     assert 30 <= stopped < STEPS and stopped % EVERY != 0  # the checkpoint of the step it stopped at
     _assert_files_intact(run)
     ev = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
-    assert ev[-1]["event"] == "interrupt" and ev[-1]["signal"] == "SIGINT"
+    assert ev[-1]["event"] == "interrupt" and ev[-1]["signal"] == sig.name
     # resuming from a Ctrl+C checkpoint continues the same run exactly
     proc = subprocess.run(_cmd(synthetic_64, run, resume=True), env=_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
