@@ -151,3 +151,24 @@ def test_sigint_saves_a_checkpoint_and_exits_cleanly(synthetic_64, reference_run
     assert proc.returncode == 0, proc.stderr
     assert _log(run) == _log(reference_run)
 
+
+
+def test_slow_steps_still_get_a_checkpoint_every_few_minutes(synthetic_64, tmp_path):
+    """checkpoint_every_s: a checkpoint once that much wall-clock time passed without one (fake clock)."""
+    from nerfkit.train.config import DataConfig, LogConfig, RuntimeConfig, TrainConfig
+    from nerfkit.train.trainer import Trainer
+
+    cfg = TrainConfig(data=DataConfig(path=str(synthetic_64)), method="ngp",
+                      method_options={"max_resolution": 128, "n_levels": 4, "log2_table_size": 12,
+                                      "grid_resolution": 32, "target_samples": 1 << 12},
+                      runtime=RuntimeConfig(seed=0, max_steps=12, threads=1),
+                      log=LogConfig(eval_every=0, checkpoint_every=1000, checkpoint_every_s=600.0, keep_checkpoints=10,
+                                    progress=False), output=str(tmp_path / "run"))
+    tr = Trainer(cfg)
+    now = {"t": 0.0}
+    tr._clock = lambda: now["t"]
+    tr._last_save = 0.0
+    tr.callbacks.append(lambda t, rec: now.update(t=now["t"] + 250.0))  # every step "takes" 250 s
+    tr.train()
+    saved = sorted(int(p.stem.split("_")[1]) for p in (tmp_path / "run" / "checkpoints").glob("step_*.pt"))
+    assert saved == [3, 6, 9, 12]  # 750 s >= 600 s after 3 steps, then every 3 steps; the final one at 12

@@ -45,7 +45,9 @@ def cmd_train(a) -> int:
         method=a.method, method_options=parse_options(a.set),
         runtime=RuntimeConfig(max_steps=a.max_steps, max_time=parse_duration(a.max_time), seed=a.seed,
                               device=a.device, threads=a.threads),
-        log=LogConfig(eval_every=a.eval_every, checkpoint_every=a.checkpoint_every, progress=not a.quiet),
+        log=LogConfig(eval_every=a.eval_every, checkpoint_every=a.checkpoint_every,
+                      checkpoint_every_s=a.checkpoint_minutes * 60.0 if a.checkpoint_minutes > 0 else None,
+                      progress=not a.quiet),
         output=a.output or default_run_dir(a.data, a.method),
     )
     METHODS[a.method].make_config(cfg.method_options)  # fail fast on unknown options
@@ -107,6 +109,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "captures are streamed through a rotating working set")
     t.add_argument("--eval-every", type=int, default=1000, help="steps between preview evaluations (0: never)")
     t.add_argument("--checkpoint-every", type=int, default=2000, help="steps between checkpoints")
+    t.add_argument("--checkpoint-minutes", type=float, default=10.0, metavar="M",
+                   help="also write a checkpoint after M minutes of wall-clock time without one (default 10; 0: off)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="method option, e.g. --set n_fine=64 (repeatable; see the method's options in the README)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")

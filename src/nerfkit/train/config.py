@@ -58,6 +58,9 @@ class LogConfig:
     """Use every k-th test image for the evaluations at ``eval_times``."""
     checkpoint_every: int = 2000
     """Steps between checkpoints (a final one is always written)."""
+    checkpoint_every_s: float | None = 600.0
+    """Also write a checkpoint when this many wall-clock seconds passed since the last one (or the start),
+    so a kill never loses more than that much work however slow the steps are; None or 0 disables it."""
     keep_checkpoints: int = 2
     progress: bool = True
 

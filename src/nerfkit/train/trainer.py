@@ -113,6 +113,8 @@ class Trainer:
         self.bad_streak = 0  # consecutive skipped steps
         self.lr_scale = 1.0  # lowered when non-finite steps repeat
         self._stop_signal = None  # set by SIGINT/SIGTERM; the loop stops at the end of the step
+        self._clock = time.monotonic  # wall clock of the time-based checkpoints (tests replace it)
+        self._last_save = self._clock()
         if resume:
             self._restore()
         else:
@@ -165,7 +167,9 @@ class Trainer:
         self._event("resume", train_time=round(self.train_time, 3))
 
     def save(self) -> Path:
-        return save_checkpoint(self.run_dir, self.step, self._state(), keep=self.cfg.log.keep_checkpoints)
+        path = save_checkpoint(self.run_dir, self.step, self._state(), keep=self.cfg.log.keep_checkpoints)
+        self._last_save = self._clock()
+        return path
 
     # --- evaluation during training ------------------------------------------------------------
     def quick_eval(self) -> dict:
@@ -310,7 +314,9 @@ class Trainer:
                     log.write(json.dumps({"step": self.step, "time": round(self.train_time, 3), "at_s": at, **ev}) + "\n")
                     log.flush()
                     bar.write(f"{at:g} s (step {self.step}): test PSNR {ev['test_psnr']:.2f} dB, SSIM {ev['test_ssim']:.4f}")
-                if cfg.log.checkpoint_every and self.step % cfg.log.checkpoint_every == 0:
+                by_steps = cfg.log.checkpoint_every and self.step % cfg.log.checkpoint_every == 0
+                by_time = cfg.log.checkpoint_every_s and self._clock() - self._last_save >= cfg.log.checkpoint_every_s
+                if by_steps or by_time:
                     self.save()
             if self._stop_signal is not None:
                 raise KeyboardInterrupt
