@@ -325,7 +325,11 @@ class Trainer:
             at_boundary = self._stop_signal is not None
             ck = self.save() if at_boundary else self._save_previous_step()
             self._event("interrupt", signal=self._stop_signal or "SIGINT", checkpoint=ck.name if ck else None)
-            where = f"checkpoint {ck} written" if ck else "no checkpoint written (stopped inside a step)"
+            if at_boundary:
+                where = f"checkpoint {ck} written"
+            else:
+                where = (f"stopped inside a step, so the newest checkpoint {ck} is the one to resume from" if ck
+                         else "stopped inside a step before the first checkpoint")
             bar.write(f"interrupted at step {self.step}: {where}; continue with "
                       f"nerfkit train --data {cfg.data.path} --output {self.run_dir} --resume", file=sys.stderr)
             raise
