@@ -101,7 +101,8 @@ class NGP(Method):
         return int(self.rays_per_step)
 
     def warmup(self) -> None:
-        """Run the field once with and once without gradients (builds the C++ kernels or compiles on CUDA)."""
+        """Run the field once with and once without gradients, and march a few rays (builds the C++
+        kernels on a CPU; compiles the field and the Triton marcher on CUDA), off the training clock."""
         pts = torch.rand(4096, 3, device=self.aabb.device) * (self.aabb[1] - self.aabb[0]) + self.aabb[0]
         dirs = torch.nn.functional.normalize(torch.randn_like(pts), dim=-1)
         sigma, rgb = self.field(pts, dirs)
@@ -110,6 +111,10 @@ class NGP(Method):
         with torch.no_grad():
             self.field(pts, dirs)
             self.field.density(pts)
+            centre = (self.aabb[0] + self.aabb[1]) * 0.5
+            origins = centre - 3.0 * (self.aabb[1] - self.aabb[0]).max() * dirs[:64]  # outside, looking in
+            march_visible(self.grid, origins, dirs[:64], self.field.density, near=self.near,
+                          cone_angle=self.cone_angle, max_samples=self.max_samples, jitter=torch.rand_like(dirs[:64, 0]))
 
     def before_step(self, step: int) -> None:
         c = self.config
