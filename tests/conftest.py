@@ -48,3 +48,26 @@ def trained_ngp(synthetic_64, tmp_path_factory) -> Path:
                       log=LogConfig(eval_every=0, checkpoint_every=0, progress=False),
                       output=str(tmp_path_factory.mktemp("trained") / "ngp64"))
     return Path(train(cfg))
+
+
+@pytest.fixture(scope="session")
+def orphan_snapshot(trained_ngp, synthetic_64, tmp_path_factory) -> Path:
+    """A snapshot of ``trained_ngp`` whose run directory and dataset are both gone (the dataset lives
+    on as ``synthetic_64``, for tests that relocate it with ``data=``). Do not write beside it in place
+    of a fresh folder unless the name is unique to the test."""
+    import json
+    import shutil
+
+    from nerfkit.export.snapshot import save_snapshot
+
+    tmp = tmp_path_factory.mktemp("orphan")
+    data, run = tmp / "data", tmp / "run"
+    shutil.copytree(synthetic_64, data)
+    shutil.copytree(trained_ngp, run)
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["data"]["path"] = str(data)
+    (run / "config.json").write_text(json.dumps(cfg))
+    snap = save_snapshot(run, tmp / "scene.nerfkit")
+    shutil.rmtree(run)
+    shutil.rmtree(data)
+    return snap

@@ -490,32 +490,31 @@ def _(tmp, request):
     return _scene(root), [str(root), "Permission denied"]
 
 
-@error_case("json_unreadable", "transforms_train.json without read permission (simulated)", DataError,
-            "check the path and permissions")
-def _(tmp, request):
-    root = blender(tmp / "s")
+def deny_open(request, suffix: str) -> None:
+    """Simulate a file without read permission: opening a path ending in ``suffix`` raises EACCES
+    (chmod does not stop root, who runs CI)."""
     real_open = builtins.open
 
     def guarded(file, *a, **k):
-        if str(file).endswith("transforms_train.json"):
+        if str(file).endswith(suffix):
             raise PermissionError(errno.EACCES, "Permission denied", str(file))
         return real_open(file, *a, **k)
 
     request.getfixturevalue("monkeypatch").setattr(builtins, "open", guarded)
+
+
+@error_case("json_unreadable", "transforms_train.json without read permission (simulated)", DataError,
+            "check the path and permissions")
+def _(tmp, request):
+    root = blender(tmp / "s")
+    deny_open(request, "transforms_train.json")
     return _scene(root), ["transforms_train.json", "Permission denied"]
 
 
 @error_case("image_unreadable", "image without read permission (simulated)", DataError, "check the file's permissions")
 def _(tmp, request):
     path = write_image(tmp / "locked.png")
-    real_open = builtins.open
-
-    def guarded(file, *a, **k):
-        if str(file).endswith("locked.png"):
-            raise PermissionError(errno.EACCES, "Permission denied", str(file))
-        return real_open(file, *a, **k)
-
-    request.getfixturevalue("monkeypatch").setattr(builtins, "open", guarded)
+    deny_open(request, "locked.png")
     return (lambda: read_image(path)), ["locked.png", "Permission denied"]
 
 

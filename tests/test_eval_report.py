@@ -12,39 +12,23 @@ import torch
 
 from nerfkit.cli.main import main
 from nerfkit.data.images import background_color, composite, load_image
-from nerfkit.export.snapshot import load_trained, save_snapshot
+from nerfkit.export.snapshot import load_trained
 from nerfkit.render import render_image
 from nerfkit.train.metrics import psnr, ssim
 from nerfkit.train.trainer import scene_camera
 
 
 @pytest.fixture(scope="module")
-def moved_snapshot(trained_ngp, synthetic_64, tmp_path_factory):
-    """A snapshot whose run directory and dataset are both gone (the dataset lives on as ``synthetic_64``)."""
-    tmp = tmp_path_factory.mktemp("moved")
-    data, run = tmp / "data", tmp / "run"
-    shutil.copytree(synthetic_64, data)
-    shutil.copytree(trained_ngp, run)
-    cfg = json.loads((run / "config.json").read_text())
-    cfg["data"]["path"] = str(data)
-    (run / "config.json").write_text(json.dumps(cfg))
-    snap = save_snapshot(run, tmp / "scene.nerfkit")
-    shutil.rmtree(run)
-    shutil.rmtree(data)
-    return snap
-
-
-@pytest.fixture(scope="module")
-def evaluated(moved_snapshot, synthetic_64):
+def evaluated(orphan_snapshot, synthetic_64):
     """``nerfkit eval SNAPSHOT --data DATASET`` over the whole test split (25 views)."""
-    out = moved_snapshot.parent / "eval"
-    assert main(["eval", str(moved_snapshot), "--data", str(synthetic_64), "--output", str(out), "--quiet"]) == 0
+    out = orphan_snapshot.parent / "eval"
+    assert main(["eval", str(orphan_snapshot), "--data", str(synthetic_64), "--output", str(out), "--quiet"]) == 0
     return out, json.loads((out / "metrics.json").read_text())
 
 
-def test_metrics_equal_direct_metric_calls(evaluated, moved_snapshot, synthetic_64):
+def test_metrics_equal_direct_metric_calls(evaluated, orphan_snapshot, synthetic_64):
     out, m = evaluated
-    t = load_trained(moved_snapshot, device="cpu", data=synthetic_64)
+    t = load_trained(orphan_snapshot, device="cpu", data=synthetic_64)
     bg = background_color(t.cfg.data.background, ())
     test = t.scene.split("test")
     assert [r["view"] for r in m["per_image"]] == test and m["n_images"] == 25
@@ -88,11 +72,11 @@ def test_reports_list_every_image_worst_first(evaluated):
     assert "<script" not in page and "<link" not in page
 
 
-def test_snapshot_without_its_dataset_needs_data(moved_snapshot, capsys):
-    assert main(["eval", str(moved_snapshot), "--quiet", "--output", str(moved_snapshot.parent / "x")]) == 2
+def test_snapshot_without_its_dataset_needs_data(orphan_snapshot, capsys):
+    assert main(["eval", str(orphan_snapshot), "--quiet", "--output", str(orphan_snapshot.parent / "x")]) == 2
     err = capsys.readouterr().err
     assert "--data" in err and "not found" in err and "Traceback" not in err
-    assert not (moved_snapshot.parent / "x").exists()
+    assert not (orphan_snapshot.parent / "x").exists()
 
 
 def test_run_dir_default_output_and_overwrite(trained_ngp, tmp_path, capsys):
@@ -121,15 +105,15 @@ def test_run_without_checkpoint_exits_2(trained_ngp, tmp_path, capsys):
     assert not (run / "eval").exists()
 
 
-def test_unwritable_output_exits_2(moved_snapshot, synthetic_64, tmp_path, capsys):
+def test_unwritable_output_exits_2(orphan_snapshot, synthetic_64, tmp_path, capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    rc = main(["eval", str(moved_snapshot), "--data", str(synthetic_64), "--output", str(blocker / "eval"), "--quiet"])
+    rc = main(["eval", str(orphan_snapshot), "--data", str(synthetic_64), "--output", str(blocker / "eval"), "--quiet"])
     assert rc == 2
     err = capsys.readouterr().err
     assert "cannot write" in err and "--output" in err and str(blocker / "eval") in err
 
 
-def test_missing_data_folder_exits_2(moved_snapshot, tmp_path, capsys):
-    assert main(["eval", str(moved_snapshot), "--data", str(tmp_path / "nowhere"), "--quiet"]) == 2
+def test_missing_data_folder_exits_2(orphan_snapshot, tmp_path, capsys):
+    assert main(["eval", str(orphan_snapshot), "--data", str(tmp_path / "nowhere"), "--quiet"]) == 2
     assert "nowhere" in capsys.readouterr().err

@@ -228,7 +228,8 @@ class Trainer:
         recent = []  # (rays, seconds) of recent steps, for rays/s
         pending_times = sorted(t for t in cfg.log.eval_times if t > self.train_time)
         t_warm = time.perf_counter()
-        with _rng_untouched(self.device):  # a resumed run must draw the same numbers as an uninterrupted one
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):  # a resumed run must draw the numbers an uninterrupted one draws
             self.model.warmup()  # kernel builds / compilation happen here, outside the training clock
         self._event("warmup", seconds=round(time.perf_counter() - t_warm, 2))
         self.bank.set_step(self.step)  # a streamed bank decodes its first working set here, off the clock
@@ -426,23 +427,6 @@ def gradients_finite_flag(optimizer: torch.optim.Optimizer, device=None) -> torc
     """A boolean scalar on the device: every gradient the optimiser would apply is finite (no sync)."""
     flags = [torch.isfinite(p.grad).all() for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
     return torch.stack(flags).all() if flags else torch.ones((), dtype=torch.bool, device=device)
-
-
-class _rng_untouched:
-    """Context manager: code inside may draw random numbers without moving the global generators."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-
-    def __enter__(self):
-        self.cpu = torch.get_rng_state()
-        self.cuda = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
-
-    def __exit__(self, *exc):
-        torch.set_rng_state(self.cpu)
-        if self.cuda is not None:
-            torch.cuda.set_rng_state(self.cuda, self.device)
-        return False
 
 
 def read_log(path: Path) -> list[dict]:
