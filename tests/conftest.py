@@ -71,3 +71,15 @@ def orphan_snapshot(trained_ngp, synthetic_64, tmp_path_factory) -> Path:
     shutil.rmtree(run)
     shutil.rmtree(data)
     return snap
+
+
+def run_in_triton_interpreter(script: str) -> None:
+    """Run ``script`` in a fresh Python with ``TRITON_INTERPRET=1`` (Triton kernels execute on the CPU with
+    numpy); fail with its output when it exits non-zero. Skips when Triton is not installed."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("triton", reason="Triton is not installed (CUDA builds of PyTorch on Linux ship it)")
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]

@@ -209,3 +209,48 @@ def test_cuda_reference_matches_cpu_reference():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_auto_compiled_matches_cpu_reference():
     _check_backend_parity("auto", "cuda")  # "auto" compiles the reference on CUDA
+
+
+TRITON_PARITY = r'''
+import sys
+import torch
+from nerfkit.ops._ref.hash_encode import hash_encode_ref
+from nerfkit.ops.hash_encode import _HashEncodeTriton, hash_grid_resolutions
+
+failed = []
+for n_levels, table_size, n_feat, rmin, rmax, seed in [(4, 2 ** 10, 2, 4, 64, 0), (3, 2 ** 12, 4, 2, 40, 1),
+                                                       (2, 2 ** 8, 1, 3, 300, 2), (3, 1000, 2, 5, 90, 3)]:
+    g = torch.Generator().manual_seed(seed)
+    res = torch.tensor(hash_grid_resolutions(n_levels, rmin, rmax))
+    table = (torch.rand(n_levels, table_size, n_feat, generator=g) * 2 - 1).requires_grad_(True)
+    x = torch.rand(300, 3, generator=g) * 1.2 - 0.1  # some coordinates outside the cube (clamped)
+    x[:5] = torch.tensor([[0.0, 1.0, 0.5], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [0.25, 0.5, 0.75], [1.0, 0.3, 0.0]])
+    x.requires_grad_(True)
+    v = torch.randn(300, n_levels * n_feat, generator=g)
+    ref = hash_encode_ref(x, table, res)
+    rx, rt = torch.autograd.grad(ref, (x, table), v)
+    out = _HashEncodeTriton.apply(x, table, res)
+    gx, gt = torch.autograd.grad(out, (x, table), v)
+    if not torch.equal(out, ref):  # same operations in the same order, no FMA: bit-identical
+        failed.append(("forward", table_size, float((out - ref).abs().max())))
+    if not torch.allclose(gt, rt, atol=1e-5, rtol=1e-5):
+        failed.append(("table grad", table_size, float((gt - rt).abs().max())))
+    if not torch.allclose(gx, rx, atol=1e-5 * float(rx.abs().max()), rtol=1e-4):
+        failed.append(("input grad", table_size, float((gx - rx).abs().max())))
+print(failed)
+sys.exit(1 if failed else 0)
+'''
+
+
+def test_triton_kernels_match_the_reference_in_the_interpreter():
+    """Forward (bit-identical), table and input gradients of the Triton kernels run by Triton's CPU
+    interpreter, on dense and hashed levels, 1/2/4 features and a non-power-of-two table."""
+    from conftest import run_in_triton_interpreter
+
+    run_in_triton_interpreter(TRITON_PARITY)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_triton_matches_cpu_reference():
+    pytest.importorskip("triton")
+    _check_backend_parity("triton", "cuda")

@@ -188,8 +188,7 @@ def test_fast_path_sees_in_place_bitfield_updates():
 
 
 TRITON_PARITY = r'''
-import os, sys
-os.environ["TRITON_INTERPRET"] = "1"  # must precede the kernel's import: runs it on the CPU with numpy
+import sys
 import torch
 from nerfkit.ops._ref.march_rays import march_rays_ref, pack_bits, step_grid
 from nerfkit.ops._triton.march_rays import march_rays_triton
@@ -221,12 +220,9 @@ sys.exit(1 if failed else 0)
 
 def test_triton_kernel_is_bit_identical_to_the_reference_in_the_interpreter():
     """The Triton kernel run by Triton's CPU interpreter (numpy float32, no FMA), against the reference."""
-    import subprocess
-    import sys
+    from conftest import run_in_triton_interpreter
 
-    pytest.importorskip("triton", reason="Triton is not installed (CUDA builds of PyTorch on Linux ship it)")
-    proc = subprocess.run([sys.executable, "-c", TRITON_PARITY], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    run_in_triton_interpreter(TRITON_PARITY)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
