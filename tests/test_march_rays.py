@@ -213,6 +213,20 @@ for n_casc, res, cone, max_samples, seed in [(1, 16, 0.0, 1024, 0), (3, 16, 1 / 
         failed.append((n_casc, res, cone, max_samples, ref[0].numel(), tri[0].numel()))
     elif max_samples > 0 and ref[0].numel() < 100:
         failed.append(("too few samples to test", ref[0].numel()))
+
+# the public entry point caches the step grid on the device and grows it when a ray reaches past it:
+# short rays, then longer ones (overflow -> rebuild), then short ones on the longer table
+from nerfkit.ops.march_rays import march_rays
+bits = pack_bits(torch.rand(2, 16 ** 3, generator=torch.Generator().manual_seed(5)) < 0.3)
+o = torch.tensor([[-3.0, 0.1, 0.2]]).repeat(24, 1)
+d = torch.nn.functional.normalize(torch.tensor([1.0, 0.0, 0.0]) + torch.randn(24, 3) * 0.05, dim=-1)
+for length in (2.0, 6.0, 3.0):
+    tn, tf = torch.full((24,), 0.5), torch.full((24,), length)
+    kw = dict(step_size=0.01, cone_angle=1 / 64, max_samples=4096, jitter=torch.rand(24))
+    ref = march_rays(o, d, tn, tf, bits, AABB, backend="ref", **kw)
+    tri = march_rays(o, d, tn, tf, bits, AABB, backend="triton", **kw)
+    if not all(torch.equal(a, b) for a, b in zip(ref, tri)) or ref[0].numel() < 50:
+        failed.append(("cached step grid", length, ref[0].numel(), tri[0].numel()))
 print(failed)
 sys.exit(1 if failed else 0)
 '''

@@ -93,16 +93,24 @@ class NGP(Method):
         self.field = NGPField(self.grid.outer_aabb(), c.n_levels, c.n_features, c.log2_table_size, c.min_resolution,
                               c.max_resolution, c.hidden)
         self.register_buffer("rays_per_step", torch.tensor(float(c.batch_rays)))
+        self._rays = None  # host mirror of rays_per_step (reading the buffer on a GPU would sync every step)
         self._last = {}
         self._lr_factor = 1.0
 
     # --- training --------------------------------------------------------------------------------
     def batch_rays(self) -> int:
-        return int(self.rays_per_step)
+        if self._rays is None:
+            self._rays = float(self.rays_per_step)
+        return int(self._rays)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._rays = None  # re-read from the loaded buffer
+        super()._load_from_state_dict(*args, **kwargs)
 
     def warmup(self) -> None:
-        """Run the field once with and once without gradients, and march a few rays (builds the C++
-        kernels on a CPU; compiles the field and the Triton marcher on CUDA), off the training clock."""
+        """Run the field once with and once without gradients, march a few rays and render them as a
+        training step does (builds the C++ kernels on a CPU; compiles the Triton kernels on CUDA), off
+        the training clock. Leaves no gradients behind."""
         pts = torch.rand(4096, 3, device=self.aabb.device) * (self.aabb[1] - self.aabb[0]) + self.aabb[0]
         dirs = torch.nn.functional.normalize(torch.randn_like(pts), dim=-1)
         sigma, rgb = self.field(pts, dirs)
@@ -115,6 +123,14 @@ class NGP(Method):
             origins = centre - 3.0 * (self.aabb[1] - self.aabb[0]).max() * dirs[:64]  # outside, looking in
             march_visible(self.grid, origins, dirs[:64], self.field.density, near=self.near,
                           cone_angle=self.cone_angle, max_samples=self.max_samples, jitter=torch.rand_like(dirs[:64, 0]))
+        # the training render and its backward (the compositing kernels with colour)
+        was_training, last = self.training, self._last
+        self.train()
+        out = self.render_rays(origins, dirs[:64], torch.ones_like(origins))
+        out["rgb"].sum().backward()
+        self.zero_grad(set_to_none=True)
+        self.train(was_training)
+        self._last = last
 
     def before_step(self, step: int) -> None:
         c = self.config
@@ -152,8 +168,11 @@ class NGP(Method):
         samples = max(1, self._last.get("samples", 0))
         rays = max(1, self._last.get("rays", 1))
         want = c.target_samples / (samples / rays)
-        new = 0.8 * float(self.rays_per_step) + 0.2 * want  # smooth: one odd batch must not swing it
-        self.rays_per_step.fill_(float(min(max(new, 256), c.max_batch_rays)))
+        if self._rays is None:
+            self._rays = float(self.rays_per_step)
+        new = 0.8 * self._rays + 0.2 * want  # smooth: one odd batch must not swing it
+        self._rays = float(min(max(new, 256), c.max_batch_rays))
+        self.rays_per_step.fill_(self._rays)
 
     def update_schedule(self, optimizer, progress: float) -> None:
         """Exponential decay from lr to lr * lr_final_factor over the run's budget (progress 0 -> 1)."""

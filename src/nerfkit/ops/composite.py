@@ -25,7 +25,7 @@ import ctypes
 import torch
 
 from nerfkit.ops._cpu import load_cpu_library
-from nerfkit.ops._ref.composite import composite_packed_ref, weights_packed_ref
+from nerfkit.ops._ref.composite import accumulate_packed_ref, composite_packed_ref, weights_packed_ref
 
 _BACKENDS = ("auto", "cpp", "triton", "ref")
 _lib_configured = False
@@ -52,16 +52,46 @@ def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
+def _ref_passes(sigmas, deltas, rgbs, t_mid, seg, eps):
+    """What the fused passes compute, from the reference (the fallback of a failing Triton kernel)."""
+    n_rays = seg.numel() - 1
+    ray_indices = torch.repeat_interleave(torch.arange(n_rays, device=seg.device), seg.diff())
+    w, trans = weights_packed_ref(sigmas, deltas, ray_indices, n_rays, eps)
+    opacity = accumulate_packed_ref(w, ray_indices, n_rays)
+    rgb = accumulate_packed_ref(w[:, None] * rgbs, ray_indices, n_rays) if rgbs is not None else None
+    depth = accumulate_packed_ref(w * t_mid, ray_indices, n_rays) if t_mid is not None else None
+    return w, trans, rgb, opacity, depth
+
+
+def _ref_vjp(inputs, needs, seg, eps, grads):
+    """Gradients of ``_ref_passes`` w.r.t. (sigmas, deltas, rgbs, t_mid), given the output gradients."""
+    leaves = [None if t is None else t.detach().requires_grad_(bool(need)) for t, need in zip(inputs, needs)]
+    with torch.enable_grad():
+        outs = _ref_passes(*leaves, seg, eps)
+    pairs = [(o, g) for o, g in zip(outs, grads) if o is not None and g is not None and o.requires_grad]
+    wrt = [t for t in leaves if t is not None and t.requires_grad]
+    got = iter(torch.autograd.grad([o for o, _ in pairs], wrt, [g for _, g in pairs], allow_unused=True)
+               if pairs and wrt else [None] * len(wrt))
+    return [next(got) if (t is not None and t.requires_grad) else None for t in leaves]
+
+
 class _Composite(torch.autograd.Function):
     """Fused packed compositing (C++ on the CPU, Triton on CUDA). Inputs: contiguous float32 tensors on
-    one device; rgbs/t_mid may be None; ``seg`` int64 [n_rays + 1] sample offsets."""
+    one device; rgbs/t_mid may be None; ``seg`` int64 [n_rays + 1] sample offsets. With ``strict`` False
+    a failing Triton kernel falls back to the reference (see ``ops/_triton``)."""
 
     @staticmethod
-    def forward(ctx, sigmas, deltas, rgbs, t_mid, seg, eps, backend):
+    def forward(ctx, sigmas, deltas, rgbs, t_mid, seg, eps, backend, strict=True):
         if backend == "triton":
-            from nerfkit.ops._triton.composite import composite_fwd_triton
+            from nerfkit.ops._triton import run_or_fall_back
 
-            w, trans, rgb, opacity, depth = composite_fwd_triton(seg, sigmas, deltas, rgbs, t_mid, eps)
+            def fast():
+                from nerfkit.ops._triton.composite import composite_fwd_triton
+
+                return composite_fwd_triton(seg, sigmas, deltas, rgbs, t_mid, eps)
+
+            w, trans, rgb, opacity, depth = run_or_fall_back(
+                "composite", fast, lambda: _ref_passes(sigmas, deltas, rgbs, t_mid, seg, eps), strict)
         else:
             n_rays, m = seg.numel() - 1, sigmas.numel()
             w, trans = torch.empty(m), torch.empty(m)
@@ -72,7 +102,7 @@ class _Composite(torch.autograd.Function):
                 n_rays, seg.data_ptr(), sigmas.data_ptr(), deltas.data_ptr(), _ptr(rgbs), _ptr(t_mid), eps,
                 w.data_ptr(), trans.data_ptr(), _ptr(rgb), opacity.data_ptr(), _ptr(depth), torch.get_num_threads())
         ctx.save_for_backward(sigmas, deltas, rgbs, t_mid, seg, w, trans)
-        ctx.eps, ctx.backend = eps, backend
+        ctx.eps, ctx.backend, ctx.strict = eps, backend, strict
         return w, trans, rgb, opacity, depth
 
     @staticmethod
@@ -83,28 +113,35 @@ class _Composite(torch.autograd.Function):
         grads = [None if g is None else g.contiguous().to(torch.float32)
                  for g in (g_w, g_trans, g_rgb, g_opacity, g_depth)]
         if ctx.backend == "triton":
-            from nerfkit.ops._triton.composite import composite_bwd_triton
+            from nerfkit.ops._triton import run_or_fall_back
 
-            d_tau, d_rgbs, d_t = composite_bwd_triton(seg, sigmas, deltas, rgbs, t_mid, ctx.eps, w, trans, *grads,
-                                                      need_rgb=need_rgb, need_t=need_t)
-        else:
-            n_rays, m = seg.numel() - 1, sigmas.numel()
-            d_tau = torch.empty(m)
-            d_rgbs = torch.empty(m, 3) if (need_rgb and rgbs is not None) else None
-            d_t = torch.empty(m) if (need_t and t_mid is not None) else None
-            _cpu_library().nerfkit_composite_bwd(
-                n_rays, seg.data_ptr(), sigmas.data_ptr(), deltas.data_ptr(), _ptr(rgbs), _ptr(t_mid), ctx.eps,
-                w.data_ptr(), trans.data_ptr(), *(_ptr(g) for g in grads), d_tau.data_ptr(), _ptr(d_rgbs),
-                _ptr(d_t), torch.get_num_threads())
+            def fast():
+                from nerfkit.ops._triton.composite import composite_bwd_triton
+
+                d_tau, d_rgbs, d_t = composite_bwd_triton(seg, sigmas, deltas, rgbs, t_mid, ctx.eps, w, trans,
+                                                          *grads, need_rgb=need_rgb, need_t=need_t)
+                return [d_tau * deltas if need_sigma else None, d_tau * sigmas if need_delta else None, d_rgbs, d_t]
+
+            d = run_or_fall_back("composite", fast, lambda: _ref_vjp(
+                (sigmas, deltas, rgbs, t_mid), ctx.needs_input_grad[:4], seg, ctx.eps, grads), ctx.strict)
+            return (*d, None, None, None, None)
+        n_rays, m = seg.numel() - 1, sigmas.numel()
+        d_tau = torch.empty(m)
+        d_rgbs = torch.empty(m, 3) if (need_rgb and rgbs is not None) else None
+        d_t = torch.empty(m) if (need_t and t_mid is not None) else None
+        _cpu_library().nerfkit_composite_bwd(
+            n_rays, seg.data_ptr(), sigmas.data_ptr(), deltas.data_ptr(), _ptr(rgbs), _ptr(t_mid), ctx.eps,
+            w.data_ptr(), trans.data_ptr(), *(_ptr(g) for g in grads), d_tau.data_ptr(), _ptr(d_rgbs),
+            _ptr(d_t), torch.get_num_threads())
         d_sigma = d_tau * deltas if need_sigma else None
         d_delta = d_tau * sigmas if need_delta else None
-        return d_sigma, d_delta, d_rgbs, d_t, None, None, None
+        return d_sigma, d_delta, d_rgbs, d_t, None, None, None, None
 
 
-def _triton_available() -> bool:
+def _triton_available(kernel: str | None = None) -> bool:
     from nerfkit.ops._triton import available
 
-    return available()
+    return available(kernel)
 
 
 def _pick(backend: str, *tensors: torch.Tensor | None) -> str:
@@ -118,7 +155,8 @@ def _pick(backend: str, *tensors: torch.Tensor | None) -> str:
     if backend in ("auto", "cpp") and f32 and all(t.device.type == "cpu" for t in present) \
             and cpu_kernel_available():
         return "cpp"
-    if backend in ("auto", "triton") and f32 and all(t.is_cuda for t in present) and _triton_available():
+    if backend in ("auto", "triton") and f32 and all(t.is_cuda for t in present) and \
+            _triton_available("composite" if backend == "auto" else None):
         return "triton"
     if backend != "auto":
         raise RuntimeError(f"the {backend!r} compositing kernel needs float32 "
@@ -146,7 +184,7 @@ def weights_packed(
         return weights_packed_ref(sigmas, deltas, ray_indices, n_rays, min_transmittance)
     seg = _segments(ray_indices, n_rays)
     w, trans, _, _, _ = _Composite.apply(sigmas.contiguous(), deltas.contiguous(), None, None, seg,
-                                         float(min_transmittance), use)
+                                         float(min_transmittance), use, backend != "auto")
     return w, trans
 
 
@@ -169,7 +207,7 @@ def composite_packed(
     seg = _segments(ray_indices, n_rays)
     w, trans, rgb, opacity, depth = _Composite.apply(
         sigmas.contiguous(), deltas.contiguous(), rgbs.contiguous(), t_mid.contiguous(), seg,
-        float(min_transmittance), use)
+        float(min_transmittance), use, backend != "auto")
     if background is not None:
         rgb = rgb + (1.0 - opacity[:, None]) * background
     return {"rgb": rgb, "opacity": opacity, "depth": depth, "weights": w, "transmittance": trans}

@@ -132,34 +132,52 @@ class _HashEncodeCPU(torch.autograd.Function):
 
 
 class _HashEncodeTriton(torch.autograd.Function):
-    """Autograd wrapper of the Triton kernels. Inputs must be contiguous float32 CUDA tensors."""
+    """Autograd wrapper of the Triton kernels. Inputs must be contiguous float32 CUDA tensors. With
+    ``strict`` False a failing kernel falls back to the reference (see ``ops/_triton``)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, table: torch.Tensor, res: torch.Tensor) -> torch.Tensor:
-        from nerfkit.ops._triton.hash_encode import hash_encode_fwd_triton
+    def forward(ctx, x: torch.Tensor, table: torch.Tensor, res: torch.Tensor, strict: bool = True) -> torch.Tensor:
+        from nerfkit.ops._triton import run_or_fall_back
+
+        def fast():
+            from nerfkit.ops._triton.hash_encode import hash_encode_fwd_triton
+
+            return hash_encode_fwd_triton(x, table, res)
 
         ctx.save_for_backward(x, table, res)
-        return hash_encode_fwd_triton(x, table, res)
+        ctx.strict = strict
+        return run_or_fall_back("hash_encode", fast, lambda: hash_encode_ref(x, table, res), strict)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out: torch.Tensor):
-        from nerfkit.ops._triton.hash_encode import hash_encode_bwd_table_triton, hash_encode_bwd_x_triton
+        from nerfkit.ops._triton import run_or_fall_back
 
         x, table, res = ctx.saved_tensors
         grad_out = grad_out.contiguous().to(torch.float32)
-        grad_x = grad_table = None
-        if ctx.needs_input_grad[1]:
-            grad_table = hash_encode_bwd_table_triton(x, grad_out, res, table.shape)
-        if ctx.needs_input_grad[0]:
-            grad_x = hash_encode_bwd_x_triton(x, table, grad_out, res)
-        return grad_x, grad_table, None
+        need_x, need_table = ctx.needs_input_grad[:2]
+
+        def fast():
+            from nerfkit.ops._triton.hash_encode import hash_encode_bwd_table_triton, hash_encode_bwd_x_triton
+
+            return (hash_encode_bwd_x_triton(x, table, grad_out, res) if need_x else None,
+                    hash_encode_bwd_table_triton(x, grad_out, res, table.shape) if need_table else None)
+
+        def slow():
+            xl, tb = x.detach().requires_grad_(need_x), table.detach().requires_grad_(need_table)
+            with torch.enable_grad():
+                out = hash_encode_ref(xl, tb, res)
+            got = iter(torch.autograd.grad(out, [t for t in (xl, tb) if t.requires_grad], grad_out))
+            return next(got) if need_x else None, next(got) if need_table else None
+
+        grad_x, grad_table = run_or_fall_back("hash_encode", fast, slow, ctx.strict)
+        return grad_x, grad_table, None, None
 
 
-def _triton_eligible(x: torch.Tensor, table: torch.Tensor) -> bool:
+def _triton_eligible(x: torch.Tensor, table: torch.Tensor, kernel: str | None = None) -> bool:
     from nerfkit.ops._triton import available
 
-    if not (x.is_cuda and table.is_cuda) or not available():
+    if not (x.is_cuda and table.is_cuda) or not available(kernel):
         return False
     from nerfkit.ops._triton.hash_encode import supported
 
@@ -230,8 +248,8 @@ def hash_encode(
             backend = "ref"  # keep an outer torch.compile trace free of ctypes calls
         elif _cpp_eligible(x, table) and cpu_kernel_available():
             backend = "cpp"
-        elif _triton_eligible(x, table):
-            backend = "triton"
+        elif _triton_eligible(x, table, "hash_encode"):
+            return _HashEncodeTriton.apply(x.contiguous(), table.contiguous(), res.contiguous(), False)
         elif x.is_cuda and table.is_cuda and os.environ.get("NERFKIT_NO_COMPILE", "") in ("", "0"):
             return _auto_compile(x, table, res)
         else:

@@ -123,7 +123,8 @@ def march_rays(
         t_near, t_far: [N] the interval to march (e.g. from ``ray_aabb``); rays with
             ``t_far <= t_near`` or a non-finite bound get no samples.
         bitfield: uint8 [C, R^3/8] occupancy bits (``OccupancyGrid.bitfield``).
-        aabb: [2, 3] box of cascade 0 (cascade c covers it scaled by 2^c about its centre).
+        aabb: [2, 3] box of cascade 0 (cascade c covers it scaled by 2^c about its centre); it may stay
+            on the CPU when the rays are on a GPU (saves host syncs).
         step_size: the minimum step (instant-ngp: sqrt(3)/1024 times the box size).
         cone_angle: 0 for constant steps; > 0 for steps ``clamp(t * cone_angle, step_size, max_step)``.
         max_step: the step cap for cone stepping (default: the coarsest cascade's cell size).
@@ -156,10 +157,39 @@ def march_rays(
         tn, tf = t_near.detach().to(torch.float32), t_far.detach().to(torch.float32)
         ok = torch.isfinite(tn) & torch.isfinite(tf) & (tf > tn)
         tf = torch.where(ok, tf, tn)  # non-finite or empty interval: no samples
-        t_max = float(tf[ok].max()) if bool(ok.any()) else 0.0
+        aabb = aabb.detach()
         if max_step is None:
             max_step = float((aabb[1] - aabb[0]).max()) * 2 ** (n_casc - 1) / res
-        table = step_grid(t_max, float(step_size), float(cone_angle), float(max_step))
+        use_triton = backend == "triton" or (backend == "auto" and _wants_triton(dev))
+        if use_triton:
+            if not _triton_available():
+                raise RuntimeError("the Triton march_rays kernel needs the triton package")
+            from ._triton import run_or_fall_back
+
+            def fast():
+                from ._triton.march_rays import march_rays_triton
+
+                # the step grid is cached on the device and grown when a ray reaches past it (grids built for
+                # different lengths are prefixes of one another, so the samples do not depend on the length)
+                key = (str(dev), float(step_size), float(cone_angle), float(max_step))
+                table = _TRITON_TABLES.get(key)
+                while True:
+                    if table is None:
+                        table = _step_table(tf, ok, n, step_size, cone_angle, max_step).to(dev)
+                        _TRITON_TABLES[key] = table
+                    out, overflow = march_rays_triton(o, d, tn, tf, bitfield.to(dev), aabb, offsets, table,
+                                                      int(max_samples), return_overflow=True)
+                    if not overflow:
+                        return out
+                    table = None
+
+            def slow():
+                return march_rays_ref(o, d, tn, tf, bitfield.to(dev), aabb.to(dev), offsets,
+                                      _step_table(tf, ok, n, step_size, cone_angle, max_step).to(dev),
+                                      int(max_samples), chunk=1 << 23)
+
+            return run_or_fall_back("march_rays", fast, slow, strict=backend == "triton")
+        table = _step_table(tf, ok, n, step_size, cone_angle, max_step)
 
         use_cpp = backend == "cpp"
         if backend == "auto":
@@ -171,23 +201,30 @@ def march_rays(
                 raise RuntimeError("the C++ march_rays kernel is unavailable (or inputs are not on the CPU)")
             return _march_cpu(lib, o.contiguous(), d.contiguous(), tn.contiguous(), tf.contiguous(),
                               offsets.contiguous(), table, bitfield.contiguous(), aabb, int(max_samples))
-        use_triton = backend == "triton" or (backend == "auto" and dev.type == "cuda" and _triton_available())
-        if use_triton:
-            if not _triton_available():
-                raise RuntimeError("the Triton march_rays kernel needs the triton package")
-            from ._triton.march_rays import march_rays_triton
-
-            return march_rays_triton(o, d, tn, tf, bitfield.to(dev), aabb, offsets, table, int(max_samples))
         # on a GPU, test many candidates at once (each chunk costs host syncs); on a CPU stay cache-sized
         chunk = 1 << 23 if dev.type == "cuda" else 1 << 16
         return march_rays_ref(o, d, tn, tf, bitfield, aabb.to(dev), offsets, table.to(dev), int(max_samples),
                               chunk=chunk)
 
 
-def _triton_available() -> bool:
+_TRITON_TABLES: dict[tuple, torch.Tensor] = {}  # (device, step, cone, max step) -> step grid on the device
+
+
+def _step_table(tf: torch.Tensor, ok: torch.Tensor, n: int, step_size, cone_angle, max_step) -> torch.Tensor:
+    """The step grid (CPU) long enough for the farthest ``t_far`` of the rays with an interval (one host sync)."""
+    t_max = float(torch.where(ok, tf, torch.zeros_like(tf)).amax()) if n > 0 else 0.0
+    return step_grid(t_max, float(step_size), float(cone_angle), float(max_step))
+
+
+def _wants_triton(dev: torch.device) -> bool:
+    """"auto" on this device picks the Triton kernel (CUDA, Triton importable, the kernel has not failed)."""
+    return dev.type == "cuda" and _triton_available("march_rays")
+
+
+def _triton_available(kernel: str | None = None) -> bool:
     from ._triton import available
 
-    return available()
+    return available(kernel)
 
 
 def default_step_size(aabb: torch.Tensor) -> float:

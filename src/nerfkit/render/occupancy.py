@@ -71,6 +71,15 @@ class OccupancyGrid(nn.Module):
             a += 2
         self._sweep_mult = a
 
+    def host_aabb(self) -> torch.Tensor:
+        """A CPU copy of ``aabb`` (what the marcher reads its constants from), cached until the buffer
+        changes or moves, so marching rays on a GPU does not read the box back every call."""
+        key = (self.aabb.device, self.aabb.data_ptr(), self.aabb._version)
+        if getattr(self, "_host_key", None) != key:
+            self._host = self.aabb.detach().to("cpu", copy=True)
+            self._host_key = key
+        return self._host
+
     def outer_aabb(self) -> torch.Tensor:
         """[2, 3] box of the coarsest cascade (what rays must be clipped to)."""
         centre, half = (self.aabb[0] + self.aabb[1]) * 0.5, (self.aabb[1] - self.aabb[0]) * 0.5
@@ -153,8 +162,14 @@ class OccupancyGrid(nn.Module):
         t0 = t0.clamp_min(near)
         if t_far is not None:
             t1 = torch.minimum(t1, t_far)
-        return march_rays(origins, dirs, t0, t1, self.bitfield, self.aabb, step_size=self.step_size,
+        return march_rays(origins, dirs, t0, t1, self.bitfield, self.host_aabb(), step_size=self.step_size,
                           cone_angle=cone_angle, max_samples=max_samples, jitter=jitter, backend=backend)
+
+
+def _counts(ray_indices: torch.Tensor, n_rays: int) -> torch.Tensor:
+    """Samples per ray of sorted ``ray_indices`` (``bincount`` without its host sync on a GPU)."""
+    seg = torch.searchsorted(ray_indices, torch.arange(n_rays + 1, device=ray_indices.device))
+    return seg[1:] - seg[:-1]
 
 
 @torch.no_grad()
@@ -189,7 +204,7 @@ def render_rays_in_rounds(
     while active.numel() > 0:
         cap = min(per_round, max_samples)
         o, d = origins[active], dirs[active]
-        ri, ts, te = march_rays(o, d, cur[active], t_far[active], grid.bitfield, grid.aabb,
+        ri, ts, te = march_rays(o, d, cur[active], t_far[active], grid.bitfield, grid.host_aabb(),
                                 step_size=grid.step_size, cone_angle=cone_angle, max_samples=cap)
         if ri.numel() == 0:
             break
@@ -204,7 +219,7 @@ def render_rays_in_rounds(
         rgb[active] += t_a[:, None] * out["rgb"]
         depth[active] += t_a * out["depth"]
         trans[active] = t_a * (1.0 - out["opacity"])
-        counts = torch.bincount(ri, minlength=active.numel())
+        counts = _counts(ri, active.numel())
         last_end = torch.zeros(active.numel(), device=origins.device).scatter_reduce(0, ri, te, "amax")
         cur[active] = torch.where(counts > 0, last_end, cur[active])
         taken[active] += counts
@@ -242,7 +257,7 @@ def march_visible(
     while active.numel() > 0:
         cap = min(per_round, max_samples)
         o, d = origins[active], dirs[active]
-        ri, ts, te = march_rays(o, d, cur[active], t_far[active], grid.bitfield, grid.aabb,
+        ri, ts, te = march_rays(o, d, cur[active], t_far[active], grid.bitfield, grid.host_aabb(),
                                 step_size=grid.step_size, cone_angle=cone_angle, max_samples=cap,
                                 jitter=jitter[active] if jitter is not None else False)
         if ri.numel() == 0:
@@ -251,11 +266,11 @@ def march_visible(
         sigma = density_fn(o[ri] + mid[:, None] * d[ri]).reshape(-1).float()
         w, t_local = weights_packed(sigma, te - ts, ri, active.numel())
         t_abs = trans[active][ri] * t_local  # transmittance in front of each sample, whole ray
-        keep = t_abs >= min_transmittance
+        keep = torch.nonzero(t_abs >= min_transmittance).squeeze(-1)  # one host sync for the three selections
         parts.append((active[ri[keep]], ts[keep], te[keep]))
         trans[active] = trans[active] * torch.ones(active.numel(), device=dev).index_add(
             0, ri, -w).clamp_min(0.0)
-        counts = torch.bincount(ri, minlength=active.numel())
+        counts = _counts(ri, active.numel())
         last_end = torch.zeros(active.numel(), device=dev).scatter_reduce(0, ri, te, "amax")
         cur[active] = torch.where(counts > 0, last_end, cur[active])
         taken[active] += counts

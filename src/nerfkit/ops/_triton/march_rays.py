@@ -83,15 +83,21 @@ def _march_kernel(o_ptr, d_ptr, tn_ptr, tf_ptr, u_ptr, klo_ptr, khi_ptr, g_ptr, 
 BLOCK = 64
 
 
-def march_rays_triton(origins, dirs, t_near, t_far, bitfield, aabb, offsets, table, max_samples: int):
-    """Same arguments and results as :func:`march_rays_ref` (tensors on one device, float32)."""
+def march_rays_triton(origins, dirs, t_near, t_far, bitfield, aabb, offsets, table, max_samples: int,
+                      return_overflow: bool = False):
+    """Same arguments and results as :func:`march_rays_ref` (tensors on one device, float32; ``aabb`` may
+    be on the CPU). With ``return_overflow``: ``(results, overflow)``, where ``overflow`` tells that some
+    ray reaches past ``table[-3]`` (its samples are then cut short: rebuild the table and march again);
+    the flag is read in the same host sync as the sample count."""
     dev = origins.device
     n = origins.shape[0]
     n_casc, res = bitfield.shape[0], grid_resolution(bitfield)
     g = table.to(device=dev, dtype=torch.float32).contiguous()
     tn, tf = t_near.contiguous(), t_far.contiguous()
     k_lo = (torch.searchsorted(g, tn, right=True) - 2).clamp_min(0)
-    k_hi = torch.searchsorted(g, tf, right=False)
+    k_hi = torch.searchsorted(g, tf, right=False).clamp_max(max(g.numel() - 3, 0))  # never read past the table
+    over = ((tf > g[-3]) & (tf > tn)).any() if n > 0 and g.numel() >= 3 else torch.zeros((), dtype=torch.bool,
+                                                                                          device=dev)
     centre, inv_half = grid_frame(aabb.detach().cpu())  # float32, as the reference computes them
     args = (origins.contiguous(), dirs.contiguous(), tn, tf, offsets.contiguous(), k_lo, k_hi, g,
             bitfield.contiguous(), *centre.tolist(), *inv_half.tolist(), float(2 ** (n_casc - 1)), n,
@@ -104,10 +110,16 @@ def march_rays_triton(origins, dirs, t_near, t_far, bitfield, aabb, offsets, tab
     if n > 0:
         _march_kernel[grid](*args, counts, empty_i, empty_i, empty_f, empty_f, WRITE=False, **opts)
     ends = torch.cumsum(counts, 0)
-    total = int(ends[-1]) if n > 0 else 0
+    total, overflow = 0, False
+    if n > 0:
+        total, overflow = torch.stack([ends[-1], over.to(ends.dtype)]).tolist()
+        if overflow and return_overflow:
+            return (None, None, None), True
     ray_indices = torch.empty(total, dtype=torch.int64, device=dev)
     t_starts = torch.empty(total, dtype=torch.float32, device=dev)
     t_ends = torch.empty(total, dtype=torch.float32, device=dev)
     if total > 0:
         _march_kernel[grid](*args, counts, ends - counts, ray_indices, t_starts, t_ends, WRITE=True, **opts)
+    if return_overflow:
+        return (ray_indices, t_starts, t_ends), bool(overflow)
     return ray_indices, t_starts, t_ends
