@@ -104,6 +104,10 @@ def main() -> None:
         "peak_rss_mib": round(peak_rss_mib(), 1),
         "peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None,
     }
+    if torch.cuda.is_available():
+        from nerfkit.ops._triton import _FAILED
+
+        result["triton_fallbacks"] = dict(_FAILED)  # kernels that failed on this GPU and ran the reference
     write_result(a.name, result)
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1))
 

@@ -110,3 +110,7 @@ def test_gradients_finite_flag_reference():
     assert not bool(gradients_finite_flag(opt))
     b.grad = torch.tensor([float("nan"), 0.0])
     assert not bool(gradients_finite_flag(opt))
+    b.grad = torch.tensor([float("inf"), float("-inf")])  # the sum is NaN: still caught
+    assert not bool(gradients_finite_flag(opt))
+    b.grad = torch.tensor([3e38, -3e37])  # large but finite, and the sum stays finite
+    assert bool(gradients_finite_flag(opt))

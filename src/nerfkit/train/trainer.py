@@ -424,9 +424,14 @@ class Trainer:
 
 
 def gradients_finite_flag(optimizer: torch.optim.Optimizer, device=None) -> torch.Tensor:
-    """A boolean scalar on the device: every gradient the optimiser would apply is finite (no sync)."""
-    flags = [torch.isfinite(p.grad).all() for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-    return torch.stack(flags).all() if flags else torch.ones((), dtype=torch.bool, device=device)
+    """A boolean scalar on the device: every gradient the optimiser would apply is finite (no sync).
+
+    Tested on each gradient's sum, which a NaN or an infinity anywhere makes non-finite: one pass over
+    the hash table's gradient instead of the four of ``isfinite(g).all()`` (9% of a CPU step). Finite
+    gradients whose sum overflows float32 (entries around 1e31) also count as non-finite.
+    """
+    sums = [p.grad.sum() for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+    return torch.isfinite(torch.stack(sums)).all() if sums else torch.ones((), dtype=torch.bool, device=device)
 
 
 def read_log(path: Path) -> list[dict]:
