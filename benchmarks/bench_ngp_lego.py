@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from common import SHARED_DATA, machine, peak_rss_mib, warmup_seconds, write_result
+from common import SHARED_DATA, StepProfiler, machine, peak_rss_mib, warmup_seconds, write_result
 from nerfkit.cli.train import parse_options
 from nerfkit.render import render_image
 from nerfkit.train.config import DataConfig, LogConfig, RuntimeConfig, TrainConfig
@@ -43,6 +43,8 @@ def main() -> None:
     ap.add_argument("--test-every", type=int, default=1, help="evaluate every k-th test image")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--set", action="append", default=[], help="method option key=value")
+    ap.add_argument("--profile-at", type=int, default=0,
+                    help="profile 20 training steps from this step on (0: off); summary under 'step_profile'")
     a = ap.parse_args()
 
     out = Path(a.output)
@@ -59,7 +61,8 @@ def main() -> None:
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    train(cfg)
+    prof = StepProfiler(a.profile_at, 20) if a.profile_at > 0 else None
+    train(cfg, callbacks=[prof] if prof else [])
     wall = time.perf_counter() - t0
     log = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     steps_log = [r for r in log if "loss" in r]
@@ -92,7 +95,8 @@ def main() -> None:
         "command": "python benchmarks/bench_ngp_lego.py " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in (("downscale", a.downscale), ("minutes", a.minutes),
                                                            ("eval_at", a.eval_at), ("test_every", a.test_every),
-                                                           ("name", a.name))),
+                                                           ("name", a.name))) + (
+            f" --profile-at {a.profile_at}" if a.profile_at else ""),
         "machine": machine(), "method_options": parse_options(a.set),
         "train_seconds": round(train_time, 1), "warmup_seconds_not_counted": warmup_s, "wall_seconds_train": round(wall, 1), "steps": steps,
         "steps_per_s": round(steps / train_time, 2),
@@ -104,6 +108,8 @@ def main() -> None:
         "peak_rss_mib": round(peak_rss_mib(), 1),
         "peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None,
     }
+    if prof is not None:
+        result["step_profile"] = prof.summary  # None if the run ended before the window
     if torch.cuda.is_available():
         from nerfkit.ops._triton import _FAILED
 
