@@ -130,7 +130,7 @@ TRITON_PARITY = r'''
 import sys
 import torch
 from nerfkit.ops._ref.composite import composite_packed_ref, weights_packed_ref
-from nerfkit.ops.composite import _Composite, _segments
+from nerfkit.ops.composite import _Composite, ray_offsets
 
 failed = []
 for n_rays, eps, seed in [(40, 0.0, 0), (33, 1e-4, 1)]:
@@ -146,7 +146,7 @@ for n_rays, eps, seed in [(40, 0.0, 0), (33, 1e-4, 1)]:
     inputs = [t.clone().requires_grad_(True) for t in (sig, delta, rgb, tm)]
     ref = composite_packed_ref(*[inputs[i] for i in (0, 2, 3, 1)], ri, n_rays, min_transmittance=eps)
     ref = [ref[k] for k in ("weights", "transmittance", "rgb", "opacity", "depth")]
-    out = list(_Composite.apply(*inputs, _segments(ri, n_rays), eps, "triton"))
+    out = list(_Composite.apply(*inputs, ray_offsets(ri, n_rays), eps, "triton"))
     if eps > 0 and not bool((ref[1] < eps).any()):
         failed.append("early termination not exercised")
     cot = [torch.randn(o.shape, generator=g) for o in ref]
@@ -158,7 +158,7 @@ for n_rays, eps, seed in [(40, 0.0, 0), (33, 1e-4, 1)]:
     for name, a, b in zip(("d_sigma", "d_delta", "d_rgb", "d_t"), g_out, g_ref):
         if not torch.allclose(a, b, atol=1e-5 * float(b.abs().max()), rtol=1e-4):
             failed.append((name, eps, float((a - b).abs().max())))
-    w, trans, _, _, _ = _Composite.apply(sig, delta, None, None, _segments(ri, n_rays), eps, "triton")
+    w, trans, _, _, _ = _Composite.apply(sig, delta, None, None, ray_offsets(ri, n_rays), eps, "triton")
     w_ref, trans_ref = weights_packed_ref(sig, delta, ri, n_rays, eps)
     if not (torch.allclose(w, w_ref, atol=1e-6) and torch.allclose(trans, trans_ref, atol=1e-6)):
         failed.append(("weights only", eps))
@@ -189,3 +189,11 @@ def test_triton_matches_reference_on_the_gpu(eps):
         torch.testing.assert_close(out_f[k].cpu(), out_r[k], atol=1e-5, rtol=1e-4)
     for a, b in zip(g_f, g_r):
         torch.testing.assert_close(a.cpu(), b, atol=1e-5 * float(b.abs().max()), rtol=1e-4)
+
+
+def test_ray_offsets_match_bincount():
+    ri = torch.tensor([0, 0, 2, 2, 2, 5])
+    off = oc.ray_offsets(ri, 7)
+    assert off.tolist() == [0, 2, 2, 5, 5, 5, 6, 6]
+    assert torch.equal(off.diff(), torch.bincount(ri, minlength=7))
+    assert oc.ray_offsets(torch.zeros(0, dtype=torch.int64), 3).tolist() == [0, 0, 0, 0]

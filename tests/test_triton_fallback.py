@@ -18,7 +18,7 @@ import nerfkit.ops._triton as tri  # noqa: E402
 from nerfkit.ops._ref.composite import composite_packed_ref  # noqa: E402
 from nerfkit.ops._ref.hash_encode import hash_encode_ref  # noqa: E402
 from nerfkit.ops._ref.march_rays import pack_bits  # noqa: E402
-from nerfkit.ops.composite import _Composite, _segments  # noqa: E402
+from nerfkit.ops.composite import _Composite, ray_offsets  # noqa: E402
 from nerfkit.ops.hash_encode import _HashEncodeTriton, hash_grid_resolutions  # noqa: E402
 
 march_module = importlib.import_module("nerfkit.ops.march_rays")
@@ -83,7 +83,7 @@ def test_composite_falls_back_forward_and_backward(monkeypatch):
     a = [t.clone().requires_grad_(True) for t in inputs]
     b = [t.clone().requires_grad_(True) for t in inputs]
     with pytest.warns(RuntimeWarning, match="composite"):
-        w, trans, rgb, opacity, depth = _Composite.apply(*a, _segments(ri, 30), 1e-4, "triton", False)
+        w, trans, rgb, opacity, depth = _Composite.apply(*a, ray_offsets(ri, 30), 1e-4, "triton", False)
     ref = composite_packed_ref(b[0], b[2], b[3], b[1], ri, 30, min_transmittance=1e-4)
     for x, y in ((w, ref["weights"]), (trans, ref["transmittance"]), (rgb, ref["rgb"]),
                  (opacity, ref["opacity"]), (depth, ref["depth"])):
@@ -95,7 +95,7 @@ def test_composite_falls_back_forward_and_backward(monkeypatch):
         torch.testing.assert_close(x, y, atol=1e-6, rtol=1e-5)
     with pytest.raises(RuntimeError, match="simulated"):  # asked for by name: the error is not hidden
         tri._FAILED.clear()
-        _Composite.apply(*inputs, _segments(ri, 30), 1e-4, "triton", True)
+        _Composite.apply(*inputs, ray_offsets(ri, 30), 1e-4, "triton", True)
 
 
 def test_march_rays_auto_falls_back(monkeypatch):

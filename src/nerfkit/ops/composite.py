@@ -164,8 +164,9 @@ def _pick(backend: str, *tensors: torch.Tensor | None) -> str:
     return "ref"
 
 
-def _segments(ray_indices: torch.Tensor, n_rays: int) -> torch.Tensor:
-    """int64 [n_rays + 1] offsets of each ray's samples in the sorted ``ray_indices`` (no host sync)."""
+def ray_offsets(ray_indices: torch.Tensor, n_rays: int) -> torch.Tensor:
+    """int64 [n_rays + 1]: ray r's packed samples are ``offsets[r] .. offsets[r+1]-1`` of the sorted
+    ``ray_indices`` (``searchsorted``: no host sync on a GPU, unlike ``bincount``)."""
     bounds = torch.arange(n_rays + 1, device=ray_indices.device, dtype=ray_indices.dtype)
     return torch.searchsorted(ray_indices, bounds)
 
@@ -182,7 +183,7 @@ def weights_packed(
     use = _pick(backend, sigmas, deltas)
     if use == "ref":
         return weights_packed_ref(sigmas, deltas, ray_indices, n_rays, min_transmittance)
-    seg = _segments(ray_indices, n_rays)
+    seg = ray_offsets(ray_indices, n_rays)
     w, trans, _, _, _ = _Composite.apply(sigmas.contiguous(), deltas.contiguous(), None, None, seg,
                                          float(min_transmittance), use, backend != "auto")
     return w, trans
@@ -204,7 +205,7 @@ def composite_packed(
     if use == "ref":
         return composite_packed_ref(sigmas, rgbs, t_mid, deltas, ray_indices, n_rays, background,
                                     min_transmittance)
-    seg = _segments(ray_indices, n_rays)
+    seg = ray_offsets(ray_indices, n_rays)
     w, trans, rgb, opacity, depth = _Composite.apply(
         sigmas.contiguous(), deltas.contiguous(), rgbs.contiguous(), t_mid.contiguous(), seg,
         float(min_transmittance), use, backend != "auto")

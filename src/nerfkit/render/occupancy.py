@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from nerfkit.cameras.rays import ray_aabb
-from nerfkit.ops.composite import composite_packed, weights_packed
+from nerfkit.ops.composite import composite_packed, ray_offsets, weights_packed
 from nerfkit.ops.march_rays import default_step_size, march_rays
 from nerfkit.ops._ref.march_rays import cell_indices, lookup_bits, pack_bits
 
@@ -166,12 +166,6 @@ class OccupancyGrid(nn.Module):
                           cone_angle=cone_angle, max_samples=max_samples, jitter=jitter, backend=backend)
 
 
-def _counts(ray_indices: torch.Tensor, n_rays: int) -> torch.Tensor:
-    """Samples per ray of sorted ``ray_indices`` (``bincount`` without its host sync on a GPU)."""
-    seg = torch.searchsorted(ray_indices, torch.arange(n_rays + 1, device=ray_indices.device))
-    return seg[1:] - seg[:-1]
-
-
 @torch.no_grad()
 def render_rays_in_rounds(
     grid: OccupancyGrid, origins: torch.Tensor, dirs: torch.Tensor,
@@ -219,7 +213,7 @@ def render_rays_in_rounds(
         rgb[active] += t_a[:, None] * out["rgb"]
         depth[active] += t_a * out["depth"]
         trans[active] = t_a * (1.0 - out["opacity"])
-        counts = _counts(ri, active.numel())
+        counts = ray_offsets(ri, active.numel()).diff()
         last_end = torch.zeros(active.numel(), device=origins.device).scatter_reduce(0, ri, te, "amax")
         cur[active] = torch.where(counts > 0, last_end, cur[active])
         taken[active] += counts
@@ -270,7 +264,7 @@ def march_visible(
         parts.append((active[ri[keep]], ts[keep], te[keep]))
         trans[active] = trans[active] * torch.ones(active.numel(), device=dev).index_add(
             0, ri, -w).clamp_min(0.0)
-        counts = _counts(ri, active.numel())
+        counts = ray_offsets(ri, active.numel()).diff()
         last_end = torch.zeros(active.numel(), device=dev).scatter_reduce(0, ri, te, "amax")
         cur[active] = torch.where(counts > 0, last_end, cur[active])
         taken[active] += counts
