@@ -3,10 +3,12 @@
 - hash encoding, 2^18 points, L=16, F=2, T=2^19 (resolutions 16..2048): forward and forward+backward
   (table gradient) for ``ref``, ``compile`` (torch.compile of the reference; compile time reported
   separately) and ``triton``;
-- packed compositing of 2^18 samples over 8192 rays: forward+backward, ``ref`` and ``triton``;
+- packed compositing of 2^18 samples over 8192 rays: forward+backward, ``ref``, ``triton`` and
+  ``compile`` (torch.compile of the reference);
 - ray marching of 8192 rays through a 128^3 grid with 10% of the cells occupied: ``ref`` and ``triton``.
 
-Writes benchmarks/results/kernels_gpu.json. Part of benchmarks/gpu_check.sh:
+Rows are written as they are measured (a timeout keeps the finished ones), cheap ones first and the
+torch.compile variants last. Writes benchmarks/results/kernels_gpu.json. Part of benchmarks/gpu_check.sh:
 
     python benchmarks/bench_kernels_gpu.py
 
@@ -25,6 +27,7 @@ from common import machine, write_result
 from nerfkit.cameras.rays import ray_aabb
 from nerfkit.ops import hash_encode, hash_grid_resolutions
 from nerfkit.ops._ref.march_rays import pack_bits
+from nerfkit.ops._ref.composite import composite_packed_ref
 from nerfkit.ops.composite import composite_packed
 from nerfkit.ops.march_rays import march_rays
 
@@ -50,9 +53,20 @@ def main() -> None:
     ap.add_argument("--name", default=None)
     a = ap.parse_args()
     dev = torch.device(a.device)
-    fast = ["triton", "compile"] if dev.type == "cuda" else ["cpp"]
+    cuda = dev.type == "cuda"
+    name = a.name or ("kernels_gpu" if cuda else "kernels_cpu_backends")
     g = torch.Generator().manual_seed(0)
-    rows = []
+    rows: list[dict] = []
+
+    def record(kernel: str, backend: str, measure) -> None:
+        """Append one row (or the error) and rewrite the JSON, so a timeout keeps what was measured."""
+        try:
+            rows.append({"kernel": kernel, "backend": backend, **measure()})
+        except Exception as exc:  # noqa: BLE001 - report, keep measuring the others
+            rows.append({"kernel": kernel, "backend": backend, "error": f"{type(exc).__name__}: {exc}"[:300]})
+        print(json.dumps(rows[-1]), flush=True)
+        write_result(name, {"benchmark": "hot kernels per backend", "command": "python benchmarks/bench_kernels_gpu.py",
+                            "machine": machine(), "device": str(dev), "rows": rows})
 
     # hash encoding
     n = 1 << 18
@@ -60,23 +74,15 @@ def main() -> None:
     table = torch.empty(16, 1 << 19, 2).uniform_(-1e-4, 1e-4, generator=g).to(dev).requires_grad_()
     x = torch.rand(n, 3, generator=g).to(dev)
     cot = torch.randn(n, 32, generator=g).to(dev)
-    for backend in ["ref"] + fast:
+
+    def hash_rows(backend):
         t0 = time.perf_counter()
-        try:
-            hash_encode(x[:1000], table, res, backend=backend).sum().backward()
-        except Exception as exc:  # noqa: BLE001 - report, keep measuring the others
-            rows.append({"kernel": "hash_encode", "backend": backend, "error": f"{type(exc).__name__}: {exc}"[:300]})
-            continue
+        hash_encode(x[:1000], table, res, backend=backend).sum().backward()
         first_ms = round((time.perf_counter() - t0) * 1e3, 1)
-
-        def fwd():
-            return hash_encode(x, table, res, backend=backend)
-
-        def fwd_bwd():
-            torch.autograd.grad(hash_encode(x, table, res, backend=backend), table, cot)
-
-        rows.append({"kernel": "hash_encode 2^18 pts", "backend": backend, "first_call_ms": first_ms,
-                     "fwd_ms": _time(fwd, dev), "fwd_bwd_ms": _time(fwd_bwd, dev)})
+        return {"first_call_ms": first_ms,
+                "fwd_ms": _time(lambda: hash_encode(x, table, res, backend=backend), dev),
+                "fwd_bwd_ms": _time(lambda: torch.autograd.grad(hash_encode(x, table, res, backend=backend), table,
+                                                                cot), dev)}
 
     # packed compositing
     n_rays = 8192
@@ -88,14 +94,17 @@ def main() -> None:
     tm = torch.rand(m, generator=g).to(dev)
     dt = (torch.rand(m, generator=g) * 0.01).to(dev)
     cb = torch.randn(n_rays, 3, generator=g).to(dev)
-    for backend in ["ref", fast[0]]:
-        def comp():
-            out = composite_packed(sig, rgb, tm, dt, ri, n_rays, min_transmittance=1e-4, backend=backend)
+
+    def comp_rows(fn):
+        def step():
+            out = fn(sig, rgb, tm, dt, ri, n_rays)
             torch.autograd.grad((out["rgb"] * cb).sum(), (sig, rgb))
-        try:
-            rows.append({"kernel": f"composite {m} samples fwd+bwd", "backend": backend, "fwd_bwd_ms": _time(comp, dev)})
-        except Exception as exc:  # noqa: BLE001
-            rows.append({"kernel": "composite", "backend": backend, "error": f"{type(exc).__name__}: {exc}"[:300]})
+        t0 = time.perf_counter()
+        step()
+        return {"first_call_ms": round((time.perf_counter() - t0) * 1e3, 1), "fwd_bwd_ms": _time(step, dev)}
+
+    def comp_backend(backend):
+        return lambda *t: composite_packed(*t, min_transmittance=1e-4, backend=backend)
 
     # ray marching
     aabb = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])
@@ -105,21 +114,26 @@ def main() -> None:
     tn, tf, _ = ray_aabb(o, d, aabb)
     o, d, tn, tf = (t.to(dev) for t in (o, d, tn.clamp_min(0), tf))
     u = torch.rand(n_rays, generator=g).to(dev)
-    for backend in ["ref", fast[0]]:
+
+    def march_rows(backend):
         def march():
             return march_rays(o, d, tn, tf, bits, aabb, step_size=3 ** 0.5 / 1024 * 2, max_samples=1024,
                               jitter=u, backend=backend)
-        try:
-            samples = march()[0].numel()
-            rows.append({"kernel": f"march {n_rays} rays, 128^3 grid 10% occupied", "backend": backend,
-                         "ms": _time(march, dev), "samples": samples})
-        except Exception as exc:  # noqa: BLE001
-            rows.append({"kernel": "march", "backend": backend, "error": f"{type(exc).__name__}: {exc}"[:300]})
+        return {"ms": _time(march, dev), "samples": march()[0].numel()}
 
-    result = {"benchmark": "hot kernels per backend", "command": "python benchmarks/bench_kernels_gpu.py",
-              "machine": machine(), "device": str(dev), "rows": rows}
-    write_result(a.name or ("kernels_gpu" if dev.type == "cuda" else "kernels_cpu_backends"), result)
-    print(json.dumps(rows, indent=1))
+    fast = "triton" if cuda else "cpp"
+    comp_name = f"composite {m} samples over {n_rays} rays, fwd+bwd"
+    march_name = f"march {n_rays} rays, 128^3 grid 10% occupied"
+    # cheap rows first; torch.compile (slow to build) last
+    for backend in (fast, "ref"):
+        record("hash_encode 2^18 points, L=16 F=2 T=2^19", backend, lambda: hash_rows(backend))
+        record(comp_name, backend, lambda: comp_rows(comp_backend(backend)))
+        record(march_name, backend, lambda: march_rows(backend))
+    if cuda:
+        record("hash_encode 2^18 points, L=16 F=2 T=2^19", "compile", lambda: hash_rows("compile"))
+        compiled = torch.compile(composite_packed_ref, dynamic=True)
+        record(comp_name, "compile", lambda: comp_rows(
+            lambda *t: compiled(*t, None, 1e-4)))
 
 
 if __name__ == "__main__":
