@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from nerfkit.errors import DataError, PoseError
-from nerfkit.data.llff import average_pose, llff_to_opencv, ndc_points, ndc_rays, opencv_to_llff, read_llff
+from nerfkit.cameras.conventions import llff_to_opencv, opencv_to_llff
+from nerfkit.data.llff import average_pose, ndc_points, ndc_rays, read_llff
 
 
 @pytest.fixture(scope="module")

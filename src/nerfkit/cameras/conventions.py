@@ -6,6 +6,9 @@ Poses are camera-to-world matrices ``c2w`` of shape [..., 4, 4] (or [..., 3, 4])
 Blender, instant-ngp and nerfstudio files store OpenGL camera axes: x right, y up, z backward
 (the camera looks along -z). The two differ by a rotation of 180 degrees about the camera's
 x axis, i.e. negating the camera's y and z columns of ``c2w``. The flip is its own inverse.
+
+LLFF's ``poses_bounds.npy`` stores camera columns [down, right, backwards]
+(:func:`llff_to_opencv` / :func:`opencv_to_llff`).
 """
 
 from __future__ import annotations
@@ -70,3 +73,19 @@ def check_rigid(c2w: torch.Tensor, where: str, tol: float = 1e-3) -> torch.Tenso
             "(re-export the poses without scale or shear)"
         )
     return c2w.float()
+
+
+def llff_to_opencv(mat: torch.Tensor) -> torch.Tensor:
+    """LLFF [down, right, backwards] camera columns -> OpenCV [right, down, forward].
+
+    ``mat``: [..., 3, 4|5] (the 5th hwf column, if any, is dropped). Returns [..., 3, 4]:
+    columns (c1, c0, -c2, t).
+    """
+    c0, c1, c2, t = mat[..., :, 0], mat[..., :, 1], mat[..., :, 2], mat[..., :, 3]
+    return torch.stack([c1, c0, -c2, t], dim=-1)
+
+
+def opencv_to_llff(c2w: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`llff_to_opencv`: [..., 3|4, 4] OpenCV c2w -> [..., 3, 4] LLFF matrix."""
+    x, y, z, t = c2w[..., :3, 0], c2w[..., :3, 1], c2w[..., :3, 2], c2w[..., :3, 3]
+    return torch.stack([y, x, -z, t], dim=-1)  # down = y, right = x, backwards = -z

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from ..cameras import check_rigid
+from ..cameras.conventions import llff_to_opencv, opencv_to_llff  # noqa: F401 - re-exported
 from ..errors import DataError, PoseError
 from .images import image_header
 from .scene import SceneData
@@ -47,24 +48,6 @@ from .scene import SceneData
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 BD_FACTOR = 0.75  # nearest bound -> 1 / 0.75 after scaling (NeRF's LLFF convention)
 _FOLDER = re.compile(r"images(?:_(\d+))?$")
-
-
-# --- axis conventions ---------------------------------------------------------------------------
-
-def llff_to_opencv(mat: torch.Tensor) -> torch.Tensor:
-    """LLFF [down, right, backwards] camera columns -> OpenCV [right, down, forward].
-
-    ``mat``: [..., 3, 4|5] (the 5th hwf column, if any, is dropped). Returns [..., 3, 4]:
-    columns (c1, c0, -c2, t).
-    """
-    c0, c1, c2, t = mat[..., :, 0], mat[..., :, 1], mat[..., :, 2], mat[..., :, 3]
-    return torch.stack([c1, c0, -c2, t], dim=-1)
-
-
-def opencv_to_llff(c2w: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`llff_to_opencv`: [..., 3|4, 4] OpenCV c2w -> [..., 3, 4] LLFF matrix."""
-    x, y, z, t = c2w[..., :3, 0], c2w[..., :3, 1], c2w[..., :3, 2], c2w[..., :3, 3]
-    return torch.stack([y, x, -z, t], dim=-1)  # down = y, right = x, backwards = -z
 
 
 # --- NDC ----------------------------------------------------------------------------------------
