@@ -98,10 +98,13 @@ class NGP(Method):
         self._lr_factor = 1.0
 
     # --- training --------------------------------------------------------------------------------
-    def batch_rays(self) -> int:
+    def _host_rays(self) -> float:
         if self._rays is None:
             self._rays = float(self.rays_per_step)
-        return int(self._rays)
+        return self._rays
+
+    def batch_rays(self) -> int:
+        return int(self._host_rays())
 
     def _load_from_state_dict(self, *args, **kwargs):
         self._rays = None  # re-read from the loaded buffer
@@ -168,9 +171,7 @@ class NGP(Method):
         samples = max(1, self._last.get("samples", 0))
         rays = max(1, self._last.get("rays", 1))
         want = c.target_samples / (samples / rays)
-        if self._rays is None:
-            self._rays = float(self.rays_per_step)
-        new = 0.8 * self._rays + 0.2 * want  # smooth: one odd batch must not swing it
+        new = 0.8 * self._host_rays() + 0.2 * want  # smooth: one odd batch must not swing it
         self._rays = float(min(max(new, 256), c.max_batch_rays))
         self.rays_per_step.fill_(self._rays)
 

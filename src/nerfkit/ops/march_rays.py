@@ -160,6 +160,13 @@ def march_rays(
         aabb = aabb.detach()
         if max_step is None:
             max_step = float((aabb[1] - aabb[0]).max()) * 2 ** (n_casc - 1) / res
+
+        def reference():
+            # on a GPU, test many candidates at once (each chunk costs host syncs); on a CPU stay cache-sized
+            table = _step_table(tf, ok, n, step_size, cone_angle, max_step)
+            return march_rays_ref(o, d, tn, tf, bitfield.to(dev), aabb.to(dev), offsets, table.to(dev),
+                                  int(max_samples), chunk=1 << 23 if dev.type == "cuda" else 1 << 16)
+
         use_triton = backend == "triton" or (backend == "auto" and _wants_triton(dev))
         if use_triton:
             if not _triton_available():
@@ -183,13 +190,7 @@ def march_rays(
                         return out
                     table = None
 
-            def slow():
-                return march_rays_ref(o, d, tn, tf, bitfield.to(dev), aabb.to(dev), offsets,
-                                      _step_table(tf, ok, n, step_size, cone_angle, max_step).to(dev),
-                                      int(max_samples), chunk=1 << 23)
-
-            return run_or_fall_back("march_rays", fast, slow, strict=backend == "triton")
-        table = _step_table(tf, ok, n, step_size, cone_angle, max_step)
+            return run_or_fall_back("march_rays", fast, reference, strict=backend == "triton")
 
         use_cpp = backend == "cpp"
         if backend == "auto":
@@ -199,12 +200,10 @@ def march_rays(
             lib = _cpu_library()
             if lib is None or dev.type != "cpu":
                 raise RuntimeError("the C++ march_rays kernel is unavailable (or inputs are not on the CPU)")
+            table = _step_table(tf, ok, n, step_size, cone_angle, max_step)
             return _march_cpu(lib, o.contiguous(), d.contiguous(), tn.contiguous(), tf.contiguous(),
                               offsets.contiguous(), table, bitfield.contiguous(), aabb, int(max_samples))
-        # on a GPU, test many candidates at once (each chunk costs host syncs); on a CPU stay cache-sized
-        chunk = 1 << 23 if dev.type == "cuda" else 1 << 16
-        return march_rays_ref(o, d, tn, tf, bitfield, aabb.to(dev), offsets, table.to(dev), int(max_samples),
-                              chunk=chunk)
+        return reference()
 
 
 _TRITON_TABLES: dict[tuple, torch.Tensor] = {}  # (device, step, cone, max step) -> step grid on the device
