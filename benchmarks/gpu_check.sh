@@ -8,7 +8,9 @@
 #   device run (carry ["bench_data"], timeout_s 500):  bash benchmarks/gpu_check.sh
 #
 # Needs bench_data/lego: train/, test/ and transforms_{train,test}.json of nerf_synthetic/lego
-# (52 MB; bench_data/ is git-ignored). MINUTES (default 5) sets the training budget. Results and
+# (52 MB; bench_data/ is git-ignored). MINUTES (default 5) sets the training budget; DOWNSCALE
+# (default 1) the image size (a CPU dry run of the whole script: MINUTES=0.3 DOWNSCALE=8; without
+# a GPU the results are named *_dryrun, so the committed GPU results stay). Results and
 # logs go to $OUT (the device tool's output folder) and benchmarks/results/ngp_lego_gpu.json and
 # benchmarks/results/kernels_gpu.json.
 set -uo pipefail
@@ -23,21 +25,26 @@ python -c "import torch, sys; print('torch', torch.__version__, 'cuda', torch.cu
 import importlib.util as u; print('triton', u.find_spec('triton') is not None)" 2>&1 | tee -a "$OUT/gpu.txt"
 if python -c "import pytest" 2>/dev/null; then
     # the GPU parity tests of the Triton kernels (march, composite, hash encoding) and the CUDA reference
-    timeout 60 python -m pytest -q -p no:cacheprovider tests/test_march_rays.py tests/test_composite_packed.py \
+    timeout -k 5 60 python -m pytest -q -p no:cacheprovider tests/test_march_rays.py tests/test_composite_packed.py \
         tests/test_hash_encode.py -k "(gpu or cuda) and not compiled" 2>&1 | tail -15 | tee "$OUT/parity.txt"
 else
     echo "pytest missing: parity tests not run" | tee "$OUT/parity.txt"
 fi
+NAME=ngp_lego_gpu KNAME=kernels_gpu
+if ! python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+    NAME=ngp_lego_gpu_dryrun KNAME=kernels_gpu_dryrun
+fi
 cd benchmarks
 echo "benchmark: $(left) s left" | tee -a "$OUT/gpu.txt"
-timeout "$(( $(left) - 15 ))" python bench_ngp_lego.py --data ../bench_data/lego --downscale 1 \
-    --minutes "${MINUTES:-5}" --eval-at 15,60,180 --test-every 5 --profile-at 1000 --name ngp_lego_gpu --quiet \
+# SIGTERM asks the trainer to stop after its current step or evaluation; -k kills it 20 s later
+timeout -k 20 "$(( $(left) - 35 ))" python bench_ngp_lego.py --data ../bench_data/lego --downscale "${DOWNSCALE:-1}" \
+    --minutes "${MINUTES:-5}" --eval-at 15,60,180 --test-every 5 --profile-at 1000 --name "$NAME" --quiet \
     2>&1 | tail -60 | tee "$OUT/bench.txt"
 fresh() { [ -f "$1" ] && [ "$1" -nt "$OUT/gpu.txt" ]; }  # written by this call, not the committed copy
-if fresh results/ngp_lego_gpu.json; then cp results/ngp_lego_gpu.json "$OUT/"; else echo "benchmark did not finish" | tee -a "$OUT/bench.txt"; fi
+if fresh "results/$NAME.json"; then cp "results/$NAME.json" "$OUT/"; else echo "benchmark did not finish" | tee -a "$OUT/bench.txt"; fi
 if [ "$(left)" -gt 25 ]; then
-    timeout "$(( $(left) - 5 ))" python bench_kernels_gpu.py 2>&1 | tail -80 > "$OUT/kernels.txt"
-    if fresh results/kernels_gpu.json; then cp results/kernels_gpu.json "$OUT/"; fi
+    timeout -k 5 "$(( $(left) - 10 ))" python bench_kernels_gpu.py --name "$KNAME" 2>&1 | tail -80 > "$OUT/kernels.txt"
+    if fresh "results/$KNAME.json"; then cp "results/$KNAME.json" "$OUT/"; fi
 else
     echo "no time left for bench_kernels_gpu.py" | tee "$OUT/kernels.txt"
 fi
