@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from nerfkit.ops.composite import composite_packed
-from nerfkit.render.occupancy import OccupancyGrid, render_rays_in_rounds
+from nerfkit.ops.composite import composite_packed, weights_packed
+from nerfkit.render.occupancy import OccupancyGrid, march_visible, render_rays_in_rounds
 
 AABB = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])
 CENTRE = torch.tensor([0.2, -0.1, 0.0])
@@ -85,3 +85,26 @@ def test_marching_and_rendering_in_rounds():
     for k in ("rgb", "opacity", "depth"):
         torch.testing.assert_close(rounds[k], full[k], atol=2e-4, rtol=1e-4)
     assert float(rounds["opacity"].max()) > 0.999 and float(rounds["opacity"].min()) < 1e-6
+
+
+def test_visibility_pass_gives_the_same_samples_for_any_round_size():
+    """march_visible = one march of all samples, cut where the transmittance in front of a sample falls
+    under 1e-4; rounds starting at 4 or 16 samples, or one round of max_samples, must all give exactly that."""
+    grid = OccupancyGrid(AABB, resolution=32)
+    grid.update(0, lambda p: sphere_density(p, value=30.0))  # soft: rays cross it in several rounds
+    g = torch.Generator().manual_seed(1)
+    n = 200
+    o = torch.tensor([0.0, 0.0, -3.0]).expand(n, 3).contiguous()
+    d = torch.cat([torch.rand(n, 2, generator=g) * 0.4 - 0.2, torch.ones(n, 1)], -1)
+    d = d / d.norm(dim=-1, keepdim=True)
+    jitter = torch.rand(n, generator=g)
+    density = lambda p: sphere_density(p, value=30.0)  # noqa: E731
+    ri, ts, te = grid.march(o, d, jitter=jitter, max_samples=256)
+    _, t_local = weights_packed(density(o[ri] + ((ts + te) * 0.5)[:, None] * d[ri]), te - ts, ri, n)
+    keep = t_local >= 1e-4
+    assert 0 < int((~keep).sum()) and int(keep.sum()) > 1000  # some rays do terminate inside the sphere
+    expected = (ri[keep], ts[keep], te[keep])
+    for first in (4, 16, 256):
+        got = march_visible(grid, o, d, density, max_samples=256, jitter=jitter, first_round=first)
+        for a, b in zip(got, expected):
+            assert torch.equal(a, b), first

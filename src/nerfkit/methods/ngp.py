@@ -69,6 +69,13 @@ class NGP(Method):
         unbounded_cone_angle: float = 1 / 256
         """The auto cone angle of scenes with several cascades (instant-ngp's 1/256)."""
         unbounded_max_samples: int = 1024
+        visibility_first_round: int = 1024
+        """Samples per ray marched in the first round of the training step's no-gradient visibility pass;
+        rays not finished then go on in rounds of twice as many. The default (1024, at least
+        ``max_samples_per_ray``) marches every ray in one round: on lego 200x200 that evaluates 1.03x
+        (step 150) to 1.54x (step 700) the densities of the kept samples, against 1.02x-1.17x with a first
+        round of 16, but needs one round instead of 4.5-6, and each round costs host syncs and ~75 small
+        operations (CPU steps got 5-16% faster)."""
 
     @classmethod
     def device_defaults(cls, device: torch.device) -> dict:
@@ -153,7 +160,7 @@ class NGP(Method):
         n = origins.shape[0]
         # pass 1 (no gradients): the samples in front of each ray's termination point
         ri, ts, te = march_visible(self.grid, origins, dirs, self.field.density, near=self.near, cone_angle=self.cone_angle,
-                                   max_samples=self.max_samples,
+                                   max_samples=self.max_samples, first_round=self.config.visibility_first_round,
                                    jitter=torch.rand(n, device=origins.device))
         mid, delta = 0.5 * (ts + te), te - ts
         pts = origins[ri] + mid[:, None] * dirs[ri]

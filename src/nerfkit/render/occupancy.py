@@ -235,7 +235,9 @@ def march_visible(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Packed samples (ray_indices [M] sorted, t_starts [M], t_ends [M]) in front of each ray's
     termination point (transmittance < ``min_transmittance``), found in rounds like
-    :func:`render_rays_in_rounds` so samples behind an opaque surface are never evaluated.
+    :func:`render_rays_in_rounds`: ``first_round`` samples per ray, then rounds of twice as many for the
+    rays not finished. Small rounds evaluate few densities behind an opaque surface; one round
+    (``first_round >= max_samples``) costs the fewest host syncs and operations.
 
     ``density_fn(points [P, 3]) -> [P]``; ``jitter`` [N] per-ray offsets in [0, 1) (kept across rounds).
     The result is what one march with the same settings gives, cut at the termination point.
@@ -262,6 +264,8 @@ def march_visible(
         t_abs = trans[active][ri] * t_local  # transmittance in front of each sample, whole ray
         keep = torch.nonzero(t_abs >= min_transmittance).squeeze(-1)  # one host sync for the three selections
         parts.append((active[ri[keep]], ts[keep], te[keep]))
+        if cap >= max_samples:
+            break  # every ray has had all its samples
         trans[active] = trans[active] * torch.ones(active.numel(), device=dev).index_add(
             0, ri, -w).clamp_min(0.0)
         counts = ray_offsets(ri, active.numel()).diff()
@@ -270,10 +274,12 @@ def march_visible(
         taken[active] += counts
         alive = (counts == cap) & (trans[active] >= min_transmittance) & (taken[active] < max_samples)
         active = active[alive]
-        per_round = min(per_round * 2, 128)
+        per_round = min(per_round * 2, max(128, first_round))
     if not parts:
         e = torch.zeros(0, device=dev)
         return torch.zeros(0, dtype=torch.int64, device=dev), e, e
+    if len(parts) == 1:
+        return parts[0]  # already sorted: active and each ray's samples are in increasing order
     ri = torch.cat([p[0] for p in parts])
     ts = torch.cat([p[1] for p in parts])
     te = torch.cat([p[2] for p in parts])
