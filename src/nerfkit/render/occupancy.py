@@ -245,6 +245,23 @@ def march_visible(
     n, dev = origins.shape[0], origins.device
     t_near, t_far, hit = ray_aabb(origins, dirs, grid.outer_aabb())
     cur = t_near.clamp_min(near)
+
+    def one_round(o, d, t0, t1, jit, cap, trans_in):
+        """March ``cap`` samples per ray, evaluate their densities: samples, the weights and the
+        transmittance in front of each sample (whole ray: ``trans_in`` [R] at t0), kept sample indices."""
+        ri, ts, te = march_rays(o, d, t0, t1, grid.bitfield, grid.host_aabb(), step_size=grid.step_size,
+                                cone_angle=cone_angle, max_samples=cap, jitter=jit if jit is not None else False)
+        if ri.numel() == 0:
+            return ri, ts, te, None, None
+        mid = (ts + te) * 0.5
+        sigma = density_fn(o[ri] + mid[:, None] * d[ri]).reshape(-1).float()
+        w, t_local = weights_packed(sigma, te - ts, ri, o.shape[0])
+        t_abs = t_local if trans_in is None else trans_in[ri] * t_local
+        return ri, ts, te, w, torch.nonzero(t_abs >= min_transmittance).squeeze(-1)  # one sync, three selections
+
+    if first_round >= max_samples:  # one round over every ray: rays that miss get an empty interval
+        ri, ts, te, _, keep = one_round(origins, dirs, cur, torch.where(hit, t_far, cur), jitter, max_samples, None)
+        return (ri, ts, te) if keep is None else (ri[keep], ts[keep], te[keep])
     trans = torch.ones(n, device=dev)
     taken = torch.zeros(n, dtype=torch.int64, device=dev)
     active = torch.nonzero(hit & (t_far > cur)).squeeze(-1)
@@ -252,17 +269,10 @@ def march_visible(
     per_round = first_round
     while active.numel() > 0:
         cap = min(per_round, max_samples)
-        o, d = origins[active], dirs[active]
-        ri, ts, te = march_rays(o, d, cur[active], t_far[active], grid.bitfield, grid.host_aabb(),
-                                step_size=grid.step_size, cone_angle=cone_angle, max_samples=cap,
-                                jitter=jitter[active] if jitter is not None else False)
+        ri, ts, te, w, keep = one_round(origins[active], dirs[active], cur[active], t_far[active],
+                                        jitter[active] if jitter is not None else None, cap, trans[active])
         if ri.numel() == 0:
             break
-        mid = (ts + te) * 0.5
-        sigma = density_fn(o[ri] + mid[:, None] * d[ri]).reshape(-1).float()
-        w, t_local = weights_packed(sigma, te - ts, ri, active.numel())
-        t_abs = trans[active][ri] * t_local  # transmittance in front of each sample, whole ray
-        keep = torch.nonzero(t_abs >= min_transmittance).squeeze(-1)  # one host sync for the three selections
         parts.append((active[ri[keep]], ts[keep], te[keep]))
         if cap >= max_samples:
             break  # every ray has had all its samples

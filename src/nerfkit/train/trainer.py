@@ -284,8 +284,8 @@ class Trainer:
                     g["lr"] = lr
                 self.scheduler.step()
                 self.model.after_step(self.step, out)
-                if self.device.type == "cuda":
-                    torch.cuda.synchronize()
+                # no device synchronize here: the optimiser step overlaps the next step's host work, and
+                # the loss read above (and the next march's sample count) bound how far the host runs ahead
                 dt = time.perf_counter() - t0
                 self.train_time += dt
                 self.step += 1
