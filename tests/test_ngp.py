@@ -58,6 +58,21 @@ def test_batch_adapts_to_target_samples():
     assert m.batch_rays() == pytest.approx(500, rel=0.02)
 
 
+def test_visibility_first_round_follows_the_last_step():
+    """auto (CPU): twice the last step's kept samples per ray, as a power of two in [16, max_samples];
+    GPUs default to one round; an explicit value wins."""
+    make = METHODS["ngp"].make_config
+    m = METHODS["ngp"](make({"log2_table_size": 10}), SceneBounds(BOX, 2.0, 6.0))
+    got = []
+    for per_ray in (0, 3, 8, 8.1, 22.7, 120, 5000):
+        m._last = {"samples": int(per_ray * 1000), "rays": 1000}
+        got.append(m._first_round())
+    assert got == [16, 16, 16, 32, 64, 256, 1024]
+    assert METHODS["ngp"].device_defaults(torch.device("cuda"))["visibility_first_round"] == 1024
+    fixed = METHODS["ngp"](make({"log2_table_size": 10, "visibility_first_round": 48}), SceneBounds(BOX, 2.0, 6.0))
+    assert fixed._first_round() == 48
+
+
 def test_non_finite_loss_is_skipped_and_counted(synthetic_64, tmp_path):
     tr = Trainer(_cfg(synthetic_64, tmp_path / "nan", max_steps=3, options={"log2_table_size": 12,
                                                                              "target_samples": 4096}))
