@@ -240,7 +240,8 @@ def march_visible(
     (``first_round >= max_samples``) costs the fewest host syncs and operations.
 
     ``density_fn(points [P, 3]) -> [P]``; ``jitter`` [N] per-ray offsets in [0, 1) (kept across rounds).
-    The result is what one march with the same settings gives, cut at the termination point.
+    The result is what one march with the same settings gives, cut at the termination point; with
+    several rounds ``max_samples`` is checked between rounds, so a ray may exceed it by less than one round.
     """
     n, dev = origins.shape[0], origins.device
     t_near, t_far, hit = ray_aabb(origins, dirs, grid.outer_aabb())
