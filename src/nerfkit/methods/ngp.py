@@ -86,7 +86,7 @@ class NGP(Method):
         # ray (fox, 90 s: 1490 steps and 26.7 dB; instant-ngp's 1/256 and 1024 leave far fewer steps).
         # The visibility pass: on a CPU, where evaluations dominate, rounds sized from the last step (lego
         # step 700: 59 ms per step against 62 with rounds from 16 and 57 in one round; the demo scene, whose
-        # rays pass many occupied cells behind the surface: 65 ms against 68 and 102 in one round). On a
+        # rays pass many occupied cells behind the surface: 67 ms against 68 and 102 in one round). On a
         # GPU, where launches and syncs dominate, one round (1 instead of 4-6 rounds of 3 syncs each).
         if device.type == "cpu":
             return {"log2_table_size": 17, "target_samples": 1 << 15, "unbounded_cone_angle": 1 / 64,
