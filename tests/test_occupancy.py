@@ -104,7 +104,8 @@ def test_visibility_pass_gives_the_same_samples_for_any_round_size():
     keep = t_local >= 1e-4
     assert 0 < int((~keep).sum()) and int(keep.sum()) > 1000  # some rays do terminate inside the sphere
     expected = (ri[keep], ts[keep], te[keep])
-    for first in (4, 16, 256):
-        got = march_visible(grid, o, d, density, max_samples=256, jitter=jitter, first_round=first)
+    for first, max_points in ((4, 1 << 21), (16, 1 << 21), (256, 1 << 21), (256, 1000)):
+        got = march_visible(grid, o, d, density, max_samples=256, jitter=jitter, first_round=first,
+                            max_points=max_points)
         for a, b in zip(got, expected):
-            assert torch.equal(a, b), first
+            assert torch.equal(a, b), (first, max_points)

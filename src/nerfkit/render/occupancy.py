@@ -231,7 +231,7 @@ def march_visible(
     grid: OccupancyGrid, origins: torch.Tensor, dirs: torch.Tensor,
     density_fn: Callable[[torch.Tensor], torch.Tensor], *, near: float = 0.0, cone_angle: float = 0.0,
     max_samples: int = 1024, jitter: torch.Tensor | None = None, first_round: int = 16,
-    min_transmittance: float = 1e-4,
+    min_transmittance: float = 1e-4, max_points: int = 1 << 21,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Packed samples (ray_indices [M] sorted, t_starts [M], t_ends [M]) in front of each ray's
     termination point (transmittance < ``min_transmittance``), found in rounds like
@@ -239,7 +239,8 @@ def march_visible(
     rays not finished. Small rounds evaluate few densities behind an opaque surface; one round
     (``first_round >= max_samples``) costs the fewest host syncs and operations.
 
-    ``density_fn(points [P, 3]) -> [P]``; ``jitter`` [N] per-ray offsets in [0, 1) (kept across rounds).
+    ``density_fn(points [P, 3]) -> [P]``, called on at most ``max_points`` points at a time (bounds memory
+    when a large round meets a dense grid); ``jitter`` [N] per-ray offsets in [0, 1) (kept across rounds).
     The result is what one march with the same settings gives, cut at the termination point; with
     several rounds ``max_samples`` is checked between rounds, so a ray may exceed it by less than one round.
     """
@@ -255,7 +256,8 @@ def march_visible(
         if ri.numel() == 0:
             return ri, ts, te, None, None
         mid = (ts + te) * 0.5
-        sigma = density_fn(o[ri] + mid[:, None] * d[ri]).reshape(-1).float()
+        sigma = torch.cat([density_fn(o[r] + m[:, None] * d[r]).reshape(-1).float()
+                           for r, m in zip(ri.split(max_points), mid.split(max_points))])
         w, t_local = weights_packed(sigma, te - ts, ri, o.shape[0])
         t_abs = t_local if trans_in is None else trans_in[ri] * t_local
         return ri, ts, te, w, torch.nonzero(t_abs >= min_transmittance).squeeze(-1)  # one sync, three selections
